@@ -1,0 +1,257 @@
+"""RecurrentPPO: a controller (+ optional memory) with policy and value heads, trained by PPO."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from lightning_memrl.agents.ppo_loss import ppo_loss
+from lightning_memrl.controllers.base import Controller
+from lightning_memrl.data.batch import SequenceBatch
+from lightning_memrl.data.policy import Action
+from lightning_memrl.errors import ConfigError, TrainingDivergedError
+from lightning_memrl.memory.base import Memory
+from lightning_memrl.specs import EnvSpec
+from lightning_memrl.state import State, detach_state
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class RecurrentPPO(L.LightningModule):
+    """Recurrent PPO agent: observation encoder -> controller (-> memory read) -> policy / value heads.
+
+    Training replays each minibatch sequence from the recurrent state stored at acting time, after
+    an optional burn-in prefix that runs without gradient and carries no loss. Optimizer and
+    schedule live in `configure_optimizers`; gradient clipping, precision and devices in the Trainer.
+
+    Args:
+        controller: the sequence core (any `Controller`, e.g. `lightning_memrl.controllers.GRU`).
+        env_spec: observation / action sizes; linked from the data module by `memrl`.
+        memory: optional external memory read with the controller output.
+        lr: Adam learning rate.
+        adam_eps: Adam epsilon.
+        anneal_lr: decay the learning rate linearly to 0 over `trainer.max_epochs` iterations.
+        clip_coef: PPO ratio clip.
+        value_clip: clip of the value update around the acting-time value (`None`: off).
+        vf_coef: value loss weight.
+        ent_coef: entropy bonus weight.
+        aux_coef: weight of the memory's auxiliary loss.
+        normalize_advantages: standardise advantages per minibatch.
+    """
+
+    def __init__(
+        self,
+        controller: Controller,
+        env_spec: EnvSpec | None = None,
+        memory: Memory | None = None,
+        lr: float = 3e-4,
+        adam_eps: float = 1e-5,
+        anneal_lr: bool = False,
+        clip_coef: float = 0.2,
+        value_clip: float | None = None,
+        vf_coef: float = 0.5,
+        ent_coef: float = 0.01,
+        aux_coef: float = 1.0,
+        normalize_advantages: bool = True,
+    ):
+        super().__init__()
+        if env_spec is None:
+            raise ConfigError(
+                "RecurrentPPO needs env_spec (observation and action sizes): pass "
+                "env_spec=datamodule.env_spec, or use `memrl`, which links it from the data module"
+            )
+        for name, value in (("lr", lr), ("clip_coef", clip_coef), ("vf_coef", vf_coef)):
+            if not value > 0:
+                raise ConfigError(f"model.{name} must be > 0, got {value}")
+        self.save_hyperparameters(ignore=["controller", "memory"])
+        self.env_spec = env_spec
+        self.controller = controller
+        self.memory = memory
+        if memory is not None and memory.query_size != controller.output_size:
+            raise ConfigError(
+                f"memory.query_size ({memory.query_size}) must equal the controller's output size "
+                f"({controller.output_size})"
+            )
+        self.encoder = nn.Sequential(
+            _orthogonal(nn.Linear(env_spec.observation_size, controller.input_size), math.sqrt(2)), nn.ReLU()
+        )
+        features = controller.output_size + (memory.read_size if memory is not None else 0)
+        self.actor = _orthogonal(nn.Linear(features, env_spec.num_actions), 0.01)
+        self.critic = _orthogonal(nn.Linear(features, 1), 1.0)
+        self.skip_rest_of_iteration = False
+        self._nonfinite = torch.zeros((), dtype=torch.bool)
+
+    # --- the recurrent core ---------------------------------------------------------------------
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        state = {"controller": self.controller.initial_state(batch_size, device)}
+        if self.memory is not None:
+            state["memory"] = self.memory.initial_state(batch_size, device)
+        return state
+
+    def _features_step(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        h, controller_state = self.controller.forward_step(self.encoder(obs), state["controller"], reset)
+        if self.memory is None:
+            return h, {"controller": controller_state}
+        read, memory_state = self.memory.forward_step(h, state["memory"], reset)
+        return torch.cat([h, read], dim=-1), {"controller": controller_state, "memory": memory_state}
+
+    def _features_sequence(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        h, controller_state = self.controller.forward_sequence(self.encoder(obs), state["controller"], reset)
+        if self.memory is None:
+            return h, {"controller": controller_state}
+        read, memory_state = self.memory.forward_sequence(h, state["memory"], reset)
+        return torch.cat([h, read], dim=-1), {"controller": controller_state, "memory": memory_state}
+
+    # --- acting (the RecurrentPolicy protocol used by the data module) --------------------------
+    @torch.no_grad()
+    def act(
+        self,
+        obs: torch.Tensor,
+        state: State,
+        reset: torch.Tensor,
+        *,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Action:
+        """Actions for `obs [N, D]`: sampled (Gumbel-max with `generator`) or greedy."""
+        features, state = self._features_step(obs, state, reset)
+        logits = self.actor(features).float()
+        log_probs = logits.log_softmax(-1)
+        if greedy:
+            action = logits.argmax(-1)
+        else:
+            uniform = torch.rand(logits.shape, device=logits.device, generator=generator)
+            action = (log_probs - (-uniform.clamp_min(1e-20).log()).log()).argmax(-1)
+        value = self.critic(features).squeeze(-1).float()
+        return Action(action, log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1), value, state)
+
+    @torch.no_grad()
+    def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
+        features, _ = self._features_step(obs, state, reset)
+        return self.critic(features).squeeze(-1).float()
+
+    # --- training -------------------------------------------------------------------------------
+    def evaluate_sequences(self, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Replay sequences from their stored states: `(log_prob, entropy, value)`, each `[S, L]`.
+
+        The burn-in prefix runs under `no_grad` and only refreshes the state.
+        """
+        b = batch.burn_in
+        state = batch.states
+        if b > 0:
+            with torch.no_grad():
+                _, state = self._features_sequence(batch.obs[:, :b], state, batch.starts[:, :b])
+            state = detach_state(state)
+        features, _ = self._features_sequence(batch.obs[:, b:], state, batch.starts[:, b:])
+        logits = self.actor(features).float()
+        log_probs = logits.log_softmax(-1)
+        log_prob = log_probs.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        value = self.critic(features).squeeze(-1).float()
+        return log_prob, entropy, value
+
+    def training_step(self, batch: SequenceBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        log_prob, entropy, value = self.evaluate_sequences(batch)
+        hp = self.hparams
+        out = ppo_loss(
+            log_prob,
+            batch.log_probs,
+            batch.advantages,
+            value,
+            batch.values,
+            batch.returns,
+            entropy,
+            clip_coef=hp.clip_coef,
+            value_clip=hp.value_clip,
+            vf_coef=hp.vf_coef,
+            ent_coef=hp.ent_coef,
+            normalize_advantages=hp.normalize_advantages,
+        )
+        if self.memory is not None:
+            aux = self.memory.auxiliary_loss()
+            if aux is not None:
+                out["loss"] = out["loss"] + hp.aux_coef * aux
+                out["memory_aux_loss"] = aux.detach()
+            out.update({f"memory/{k}": v for k, v in self.memory.diagnostics().items()})
+        self._nonfinite = self._nonfinite.to(out["loss"].device) | ~torch.isfinite(out["loss"].detach())
+        size = batch.actions.numel()
+        self.log_dict(
+            {f"train/{k}": v for k, v in out.items() if k != "loss"},
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+        )
+        if batch_idx == 0:
+            self.log_dict(
+                {f"rollout/{k}": v for k, v in batch.rollout_stats.items()},
+                on_step=False,
+                on_epoch=True,
+                batch_size=1,
+            )
+        return out
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            self.log("train/grad_norm", norm, on_step=False, on_epoch=True, batch_size=1)
+
+    def on_train_epoch_start(self) -> None:
+        self.skip_rest_of_iteration = False
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        # KLEarlyStopping sets the flag; -1 makes Lightning end this epoch (= PPO iteration) now.
+        return -1 if self.skip_rest_of_iteration else None
+
+    def on_train_epoch_end(self) -> None:
+        if bool(self._nonfinite):
+            raise TrainingDivergedError(
+                f"the PPO loss became NaN or infinite in iteration {self.current_epoch} (epoch index); "
+                "likely causes: a learning rate too high (try model.lr 1e-4), no gradient clipping "
+                "(set trainer.gradient_clip_val 0.5), or NaN/inf in the observations or rewards"
+            )
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "env_steps"):
+            env_steps = dm.env_steps * self.trainer.world_size
+            self.log("time/env_steps", float(env_steps), on_step=False, on_epoch=True, batch_size=1)
+            elapsed = self._elapsed()
+            if elapsed > 0:
+                self.log("time/sps", float(env_steps - self._env_steps_at_start) / elapsed, batch_size=1)
+
+    def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
+        dm = getattr(self.trainer, "datamodule", None)
+        self._env_steps_at_start = dm.env_steps * self.trainer.world_size if dm is not None else 0
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - getattr(self, "_fit_started", time.perf_counter())
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._log_evaluation("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._log_evaluation("test", batch)
+
+    def _log_evaluation(self, stage: str, metrics: dict[str, torch.Tensor]) -> None:
+        self.log(f"{stage}/success_rate", metrics["success_rate"], batch_size=1, sync_dist=True)
+        self.log(f"{stage}/return", metrics["return_mean"], batch_size=1, sync_dist=True)
+        self.log(f"{stage}/episode_length", metrics["length_mean"], batch_size=1, sync_dist=True)
+
+    # --- optimisation ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
+        if not self.hparams.anneal_lr:
+            return optimizer
+        total = max(1, self.trainer.max_epochs or 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: max(0.0, 1.0 - it / total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

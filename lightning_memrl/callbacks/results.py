@@ -1,0 +1,85 @@
+"""ResultsJson: write the final evaluation and speed of a run to `results.json` in its log dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class ResultsJson(L.Callback):
+    """After `fit` (a final greedy evaluation) and after `test`, write `results.json` to the log dir.
+
+    The file holds `success_rate`, `return_mean`, `episodes`, `env_steps` (all ranks), `wall_s`,
+    `sps` (env steps per second of this run), `stage`, and `config` (the saved config's path).
+
+    Args:
+        filename: name of the file written into `trainer.log_dir`.
+        final_eval_episodes: episodes of the greedy evaluation after `fit` (`None`: the data
+            module's `eval_episodes`).
+    """
+
+    def __init__(self, filename: str = "results.json", final_eval_episodes: int | None = None):
+        super().__init__()
+        self.filename = filename
+        self.final_eval_episodes = final_eval_episodes
+        self._started = 0.0
+        self._env_steps_at_start = 0
+        self.path: Path | None = None
+
+    def _env_steps(self, trainer: L.Trainer) -> int:
+        dm = getattr(trainer, "datamodule", None)
+        return int(getattr(dm, "env_steps", 0)) * trainer.world_size
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+        self._env_steps_at_start = self._env_steps(trainer)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        wall = time.perf_counter() - self._started
+        dm = trainer.datamodule
+        was_training = pl_module.training
+        pl_module.eval()
+        metrics = dm.evaluate(pl_module, self.final_eval_episodes)
+        pl_module.train(was_training)
+        metrics = {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
+        steps = self._env_steps(trainer)
+        self._write(trainer, "fit", metrics, wall, steps, steps - self._env_steps_at_start)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        wall = time.perf_counter() - self._started
+        cm = trainer.callback_metrics
+        metrics = {
+            "success_rate": float(cm.get("test/success_rate", torch.tensor(float("nan")))),
+            "return_mean": float(cm.get("test/return", torch.tensor(float("nan")))),
+        }
+        self._write(trainer, "test", metrics, wall, self._env_steps(trainer), 0)
+
+    def _write(
+        self, trainer: L.Trainer, stage: str, metrics: dict[str, Any], wall: float, steps: int, new_steps: int
+    ) -> None:
+        if not trainer.is_global_zero:
+            return
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        config = log_dir / "config.yaml"
+        record = {
+            "stage": stage,
+            **metrics,
+            "env_steps": steps,
+            "wall_s": round(wall, 3),
+            "sps": round(new_steps / wall, 1) if wall > 0 else None,
+            "config": str(config) if config.exists() else None,
+        }
+        self.path = log_dir / self.filename
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp, self.path)

@@ -1,0 +1,68 @@
+"""`memrl`: LightningCLI for fit / validate / test, plus the `bench` subcommand.
+
+memrl fit --config configs/quickstart.yaml [--config callbacks/kl_stop.yaml] [--data.num_envs 512]
+memrl test --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
+memrl bench [throughput options]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from lightning_memrl.agents.recurrent_ppo import RecurrentPPO
+from lightning_memrl.callbacks.results import ResultsJson
+from lightning_memrl.data.datamodule import RolloutDataModule
+from lightning_memrl.errors import ConfigError, MissingDependencyError, TrainingDivergedError
+
+TRAINER_DEFAULTS = {
+    "max_epochs": 100,
+    "num_sanity_val_steps": 0,
+    "check_val_every_n_epoch": 10,
+    "gradient_clip_val": 0.5,
+    "log_every_n_steps": 16,
+    "default_root_dir": "runs",
+}
+
+
+class MemRLCLI(LightningCLI):
+    """LightningCLI with `RecurrentPPO` and `RolloutDataModule`, the env spec linked from data to
+    model, `data.seed` seeding everything, and checkpointing plus `results.json` always on."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs):
+        kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("seed_everything_default", 0)
+        super().__init__(RecurrentPPO, RolloutDataModule, args=args, run=run, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.env_spec", "model.env_spec", apply_on="instantiate")
+        parser.link_arguments("data.seed", "seed_everything", apply_on="parse")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+        parser.add_lightning_class_args(ResultsJson, "results")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `memrl` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "bench":
+        from lightning_memrl.benchmarks.throughput import main as bench_main
+
+        return bench_main(args[1:])
+    try:
+        cli = MemRLCLI(args=args)
+    except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
+        print(f"memrl: error: {err}", file=sys.stderr)
+        return 2
+    trainer = cli.trainer
+    if trainer.is_global_zero and cli.subcommand in ("fit", "validate", "test"):
+        print(f"memrl: logs, checkpoints and results.json in {trainer.log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The controller contract: one sequence core interface for GRU, LSTM, Mamba2, attention, ...
+
+`reset[b, t]` is true when step `t` is the first of a new episode for batch row `b`: the state is
+zeroed *before* step `t`, inside the call, so one call can span episode boundaries. Running
+`forward_step` T times equals `forward_sequence` on the same inputs (tested for every controller).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from lightning_memrl.state import State
+
+
+class Controller(nn.Module, ABC):
+    """A recurrent sequence core.
+
+    Attributes:
+        input_size: feature size `D` of the inputs.
+        output_size: feature size `H` of the outputs.
+    """
+
+    input_size: int
+    output_size: int
+
+    @abstractmethod
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The zero state for `batch_size` rows (the state of a fresh episode)."""
+
+    @abstractmethod
+    def forward_sequence(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Run a sequence: `x [B, T, D]`, `reset [B, T]` -> `(y [B, T, H], state after step T-1)`."""
+
+    @abstractmethod
+    def forward_step(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Run one step: `x [B, D]`, `reset [B]` -> `(y [B, H], next state)`."""
+
+    def forward(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Dispatch on rank: `[B, D]` runs one step, `[B, T, D]` a sequence."""
+        if x.dim() == 2:
+            return self.forward_step(x, state, reset)
+        return self.forward_sequence(x, state, reset)

@@ -1,0 +1,231 @@
+"""Collect rollouts with the current policy, storing the recurrent state of every training sequence.
+
+"Honest" stored states: the state the policy really had before the first step of each training
+sequence (and of its burn-in prefix) is kept from acting time, so training replays each sequence
+from exactly where acting was. A rollout of `T` steps is cut into `T / seq_len` sequences per env;
+episodes cross sequence boundaries and resets happen inside sequences (the `starts` flags carry them).
+The burn-in prefix of a rollout's first sequence comes from the end of the previous rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lightning_memrl.data.gae import compute_gae, explained_variance
+from lightning_memrl.data.policy import RecurrentPolicy
+from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.state import State, clone_state, map_state, stack_states
+
+
+@dataclass
+class Rollout:
+    """One rollout, `[T, N]` per step, plus the stored states `[K, N, ...]` of its K sequences."""
+
+    obs: torch.Tensor  # [burn_in + T, N, D]: previous rollout's last burn_in steps, then this one
+    starts: torch.Tensor  # [burn_in + T, N]
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    next_values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    sequence_states: State  # [K, N, ...]
+    stats: dict[str, torch.Tensor]
+
+
+class RolloutCollector:
+    """Steps a `VectorTask` with a `RecurrentPolicy` and keeps everything needed to continue.
+
+    Args:
+        env: the vectorized task.
+        rollout_steps: steps per env per rollout (T).
+        seq_len: training sequence length (L); must divide `rollout_steps`.
+        burn_in: steps before each sequence that only refresh the state (B < L).
+        gamma: discount.
+        gae_lambda: GAE lambda.
+        seed: seed of the action-sampling generator.
+    """
+
+    def __init__(
+        self,
+        env: VectorTask,
+        rollout_steps: int,
+        seq_len: int,
+        burn_in: int,
+        gamma: float,
+        gae_lambda: float,
+        seed: int = 0,
+    ):
+        self.env = env
+        self.rollout_steps = rollout_steps
+        self.seq_len = seq_len
+        self.burn_in = burn_in
+        self.gamma = gamma
+        self.gae_lambda = gae_lambda
+        self.device = env.device
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.env_steps = 0
+        self._started = False
+
+    # --- state between rollouts -----------------------------------------------------------------
+    def _start(self, policy: RecurrentPolicy, seed: int | None) -> None:
+        n, b = self.env.num_envs, self.burn_in
+        obs, _ = self.env.reset(seed=seed)
+        self.next_obs = obs
+        self.next_start = torch.ones(n, dtype=torch.bool, device=self.device)
+        self.state = policy.initial_state(n, self.device)
+        # Burn-in history before the first rollout: blank steps; step 0 is an episode start anyway.
+        self.history_obs = torch.zeros(b, n, obs.shape[-1], device=self.device)
+        self.history_starts = torch.ones(b, n, dtype=torch.bool, device=self.device)
+        self.history_state = clone_state(self.state)
+        self.episode_return = torch.zeros(n, device=self.device)
+        self.episode_length = torch.zeros(n, dtype=torch.long, device=self.device)
+        self._started = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue collecting exactly (envs, states, generators, counters)."""
+        if not self._started:
+            return {"started": False, "generator": self.generator.get_state(), "env_steps": self.env_steps}
+        return {
+            "started": True,
+            "env": self.env.state_dict(),
+            "generator": self.generator.get_state(),
+            "env_steps": self.env_steps,
+            "next_obs": self.next_obs,
+            "next_start": self.next_start,
+            "state": self.state,
+            "history_obs": self.history_obs,
+            "history_starts": self.history_starts,
+            "history_state": self.history_state,
+            "episode_return": self.episode_return,
+            "episode_length": self.episode_length,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"].cpu())
+        self.env_steps = state["env_steps"]
+        self._started = state["started"]
+        if not self._started:
+            return
+        self.env.load_state_dict(state["env"])
+        to_device = lambda x: x.to(self.device)
+        for name in ("next_obs", "next_start", "history_obs", "history_starts", "episode_return", "episode_length"):
+            setattr(self, name, state[name].to(self.device))
+        self.state = map_state(to_device, state["state"])
+        self.history_state = map_state(to_device, state["history_state"])
+
+    # --- collection -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self, policy: RecurrentPolicy, seed: int | None = None) -> Rollout:
+        """Run `rollout_steps` steps in every env with `policy` (sampling) and compute GAE."""
+        if not self._started:
+            self._start(policy, seed)
+        T, n, L, b = self.rollout_steps, self.env.num_envs, self.seq_len, self.burn_in
+        dev = self.device
+        obs_buf = torch.empty(T, n, self.next_obs.shape[-1], device=dev)
+        starts = torch.empty(T, n, dtype=torch.bool, device=dev)
+        actions = torch.empty(T, n, dtype=torch.long, device=dev)
+        log_probs = torch.empty(T, n, device=dev)
+        values = torch.empty(T, n, device=dev)
+        rewards = torch.empty(T, n, device=dev)
+        terminated = torch.empty(T, n, dtype=torch.bool, device=dev)
+        truncated = torch.empty(T, n, dtype=torch.bool, device=dev)
+        final_values = torch.zeros(T, n, device=dev)
+        sequence_states = [self.history_state]  # sequence 0 starts at the history (burn-in) start
+        finished_return = torch.zeros((), device=dev)
+        finished_success = torch.zeros((), device=dev)
+        finished_length = torch.zeros((), device=dev)
+        finished_count = torch.zeros((), device=dev)
+
+        for t in range(T):
+            if (t + b) % L == 0 and t > 0 and t + b < T:
+                sequence_states.append(clone_state(self.state))
+            if t + b == T and t > 0:
+                next_history_state = clone_state(self.state)
+            obs_buf[t] = self.next_obs
+            starts[t] = self.next_start
+            step = policy.act(self.next_obs, self.state, self.next_start, generator=self.generator)
+            obs, reward, term, trunc, info = self.env.step(step.action)
+            actions[t], log_probs[t], values[t] = step.action, step.log_prob, step.value
+            rewards[t], terminated[t], truncated[t] = reward, term, trunc
+            self.state = step.state
+            if bool(trunc.any()):  # bootstrap a time-limit cut from the final observation's value
+                no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
+                final_values[t] = policy.predict_value(info["final_observation"], self.state, no_reset)
+            done = term | trunc
+            self.episode_return += reward
+            self.episode_length += 1
+            finished_count += done.sum()
+            finished_return += (self.episode_return * done).sum()
+            finished_length += (self.episode_length * done).sum()
+            finished_success += info["success"].sum()
+            self.episode_return = self.episode_return * ~done
+            self.episode_length = self.episode_length * ~done
+            self.next_obs, self.next_start = obs, done
+
+        if b == 0:
+            next_history_state = clone_state(self.state)
+        last_value = policy.predict_value(self.next_obs, self.state, self.next_start)
+        next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+        next_values = torch.where(truncated, final_values, next_values)
+        advantages, returns = compute_gae(
+            rewards, values, next_values, terminated, truncated, self.gamma, self.gae_lambda
+        )
+        rollout = Rollout(
+            obs=torch.cat([self.history_obs, obs_buf]),
+            starts=torch.cat([self.history_starts, starts]),
+            actions=actions,
+            log_probs=log_probs,
+            values=values,
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            next_values=next_values,
+            advantages=advantages,
+            returns=returns,
+            sequence_states=stack_states(sequence_states),
+            stats={
+                "episodes": finished_count,
+                "episode_return": finished_return / finished_count.clamp_min(1),
+                "episode_length": finished_length / finished_count.clamp_min(1),
+                "success_rate": finished_success / finished_count.clamp_min(1),
+                "explained_variance": explained_variance(values, returns),
+                "reward_mean": rewards.mean(),
+            },
+        )
+        self.history_obs = obs_buf[T - b :].clone()
+        self.history_starts = starts[T - b :].clone()
+        self.history_state = next_history_state
+        self.env_steps += T * n
+        return rollout
+
+
+def sequences(rollout: Rollout, seq_len: int, burn_in: int) -> dict[str, Any]:
+    """Cut a rollout into `K * N` sequences, `[S, ...]`, sequence `k * N + env` (see `SequenceBatch`)."""
+    L, b = seq_len, burn_in
+
+    def windows(x: torch.Tensor, length: int) -> torch.Tensor:
+        # x: [length - L + T, N, ...] -> [K * N, length, ...], window k starting at k * L
+        w = x.unfold(0, length, L)
+        w = w.movedim(-1, 2)  # [K, N, length, ...]
+        return w.reshape(-1, *w.shape[2:])
+
+    per_step = {
+        "actions": rollout.actions,
+        "log_probs": rollout.log_probs,
+        "values": rollout.values,
+        "advantages": rollout.advantages,
+        "returns": rollout.returns,
+    }
+    out = {name: windows(x, L) for name, x in per_step.items()}
+    out["obs"] = windows(rollout.obs, b + L)
+    out["starts"] = windows(rollout.starts, b + L)
+    out["states"] = map_state(lambda s: s.reshape(-1, *s.shape[2:]), rollout.sequence_states)
+    return out

@@ -1,0 +1,242 @@
+"""RolloutDataModule: each Lightning epoch is one PPO iteration.
+
+The train dataloader's iterator collects `rollout_steps` steps from `num_envs` envs with the current
+policy (no grad, on the module's device), computes GAE, then yields sequence minibatches for
+`update_epochs` passes. Validation and test dataloaders run greedy evaluation episodes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from lightning_memrl.data.batch import SequenceBatch
+from lightning_memrl.data.collector import RolloutCollector, sequences
+from lightning_memrl.data.evaluation import evaluate
+from lightning_memrl.data.policy import RecurrentPolicy
+from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.registry import make_task
+from lightning_memrl.errors import ConfigError
+from lightning_memrl.specs import EnvSpec
+from lightning_memrl.state import index_state
+
+
+class RolloutDataModule(L.LightningDataModule):
+    """Collects rollouts with the agent being trained and serves PPO sequence minibatches.
+
+    Args:
+        env: a registered task name (see `lightning_memrl.envs.task_names()`).
+        env_kwargs: keyword arguments of the task (for example `horizon`, `num_cues`).
+        difficulty: a difficulty preset of the task (`easy`, `medium`, `hard`, `extreme`);
+            `env_kwargs` override it.
+        num_envs: envs collected in parallel (per DDP rank).
+        rollout_steps: steps per env per PPO iteration.
+        seq_len: length of a training sequence (truncated-BPTT window); divides `rollout_steps`.
+        burn_in: steps replayed before each sequence without loss or gradient to refresh its
+            stored state with the current parameters; `< seq_len`.
+        minibatch_size: env steps per minibatch; a multiple of `seq_len` dividing
+            `num_envs * rollout_steps`.
+        update_epochs: passes over each rollout.
+        gamma: discount.
+        gae_lambda: GAE lambda.
+        seed: seed of envs, action sampling and minibatch order (DDP rank r uses `seed + 1000 * r`).
+        eval_envs: envs used for greedy evaluation.
+        eval_episodes: episodes per evaluation.
+    """
+
+    def __init__(
+        self,
+        env: str = "delayed_cue",
+        env_kwargs: dict[str, Any] | None = None,
+        difficulty: str | None = None,
+        num_envs: int = 256,
+        rollout_steps: int = 128,
+        seq_len: int = 128,
+        burn_in: int = 0,
+        minibatch_size: int = 8192,
+        update_epochs: int = 4,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        seed: int = 0,
+        eval_envs: int = 256,
+        eval_episodes: int = 256,
+    ):
+        super().__init__()
+        self.env_name = env
+        self.env_kwargs = dict(env_kwargs or {})
+        self.difficulty = difficulty
+        self.num_envs = num_envs
+        self.rollout_steps = rollout_steps
+        self.seq_len = seq_len
+        self.burn_in = burn_in
+        self.minibatch_size = minibatch_size
+        self.update_epochs = update_epochs
+        self.gamma = gamma
+        self.gae_lambda = gae_lambda
+        self.seed = seed
+        self.eval_envs = eval_envs
+        self.eval_episodes = eval_episodes
+        self._check_shapes()
+        probe = self.make_env(1, "cpu", seed)
+        self.env_spec = EnvSpec(observation_size=probe.observation_size, num_actions=probe.num_actions)
+        self.collector: RolloutCollector | None = None
+        self.eval_env: VectorTask | None = None
+        self.iteration = 0
+        self.collect_seconds = 0.0
+        self._pending_state: dict[str, Any] | None = None
+
+    def _check_shapes(self) -> None:
+        steps = self.num_envs * self.rollout_steps
+        if self.rollout_steps % self.seq_len:
+            raise ConfigError(f"data.seq_len ({self.seq_len}) must divide data.rollout_steps ({self.rollout_steps})")
+        if not 0 <= self.burn_in < self.seq_len:
+            raise ConfigError(
+                f"data.burn_in ({self.burn_in}) must be >= 0 and < data.seq_len ({self.seq_len}): burn-in "
+                "steps only refresh the state before a sequence; lower burn_in or raise seq_len"
+            )
+        if self.minibatch_size % self.seq_len or steps % self.minibatch_size:
+            raise ConfigError(
+                f"data.minibatch_size ({self.minibatch_size}) must be a multiple of data.seq_len "
+                f"({self.seq_len}) and divide num_envs * rollout_steps ({steps}); for example "
+                f"{steps // 4} gives 4 minibatches"
+            )
+        if self.update_epochs < 1:
+            raise ConfigError(f"data.update_epochs must be >= 1, got {self.update_epochs}")
+
+    def make_env(self, num_envs: int, device: torch.device | str, seed: int) -> VectorTask:
+        """Build the configured task with `num_envs` envs."""
+        return make_task(self.env_name, num_envs, device, seed, self.difficulty, **self.env_kwargs)
+
+    # --- Lightning hooks ------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def setup(self, stage: str) -> None:
+        seed = self.seed + 1000 * self.rank
+        if self.collector is None or self.collector.device != self.device:
+            env = self.make_env(self.num_envs, self.device, seed)
+            self.collector = RolloutCollector(
+                env, self.rollout_steps, self.seq_len, self.burn_in, self.gamma, self.gae_lambda, seed
+            )
+        if self.eval_env is None or self.eval_env.device != self.device:
+            self.eval_env = self.make_env(self.eval_envs, self.device, seed + 500)
+        if self._pending_state is not None:
+            self._apply_state(self._pending_state)
+            self._pending_state = None
+
+    def _policy(self) -> RecurrentPolicy:
+        return self.trainer.lightning_module
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_IterationDataset(self), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(_EvaluationDataset(self), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(_EvaluationDataset(self), batch_size=None)
+
+    # --- the work -------------------------------------------------------------------------------
+    @property
+    def minibatches_per_epoch(self) -> int:
+        return self.num_envs * self.rollout_steps // self.minibatch_size
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps collected so far on this rank."""
+        return self.collector.env_steps if self.collector is not None else 0
+
+    def iterate(self, policy: RecurrentPolicy) -> Iterator[SequenceBatch]:
+        """Collect one rollout and yield its minibatches for every update epoch."""
+        assert self.collector is not None, "setup() must run first"
+        started = time.perf_counter()
+        rollout = self.collector.collect(policy, seed=self.seed + 1000 * self.rank)
+        self.collect_seconds += time.perf_counter() - started
+        self.iteration += 1
+        data = sequences(rollout, self.seq_len, self.burn_in)
+        num_sequences = data["actions"].shape[0]
+        per_minibatch = self.minibatch_size // self.seq_len
+        generator = self.collector.generator
+        for _ in range(self.update_epochs):
+            order = torch.randperm(num_sequences, device=generator.device, generator=generator)
+            for start in range(0, num_sequences, per_minibatch):
+                idx = order[start : start + per_minibatch]
+                yield SequenceBatch(
+                    obs=data["obs"][idx],
+                    starts=data["starts"][idx],
+                    states=index_state(data["states"], idx),
+                    actions=data["actions"][idx],
+                    log_probs=data["log_probs"][idx],
+                    values=data["values"][idx],
+                    advantages=data["advantages"][idx],
+                    returns=data["returns"][idx],
+                    burn_in=self.burn_in,
+                    rollout_stats=rollout.stats,
+                )
+
+    def evaluate(self, policy: RecurrentPolicy, num_episodes: int | None = None) -> dict[str, torch.Tensor]:
+        """Greedy evaluation episodes on the evaluation envs (same seed each time: comparable)."""
+        assert self.eval_env is not None, "setup() must run first"
+        return evaluate(
+            policy, self.eval_env, num_episodes or self.eval_episodes, seed=self.seed + 500 + 1000 * self.rank
+        )
+
+    # --- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "collect_seconds": self.collect_seconds,
+            "collector": self.collector.state_dict() if self.collector is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.collector is None:  # restored before setup: apply once the envs exist
+            self._pending_state = state
+        else:
+            self._apply_state(state)
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        self.iteration = state["iteration"]
+        self.collect_seconds = state["collect_seconds"]
+        if state["collector"] is not None:
+            self.collector.load_state_dict(state["collector"])
+
+
+class _IterationDataset(IterableDataset):
+    """Each `iter()` (one per Lightning epoch) is one PPO iteration: collect, then minibatches."""
+
+    def __init__(self, datamodule: RolloutDataModule):
+        self.datamodule = datamodule
+
+    def __iter__(self) -> Iterator[SequenceBatch]:
+        return self.datamodule.iterate(self.datamodule._policy())
+
+    def __len__(self) -> int:
+        return self.datamodule.minibatches_per_epoch * self.datamodule.update_epochs
+
+
+class _EvaluationDataset(IterableDataset):
+    """One item: the metrics of a greedy evaluation with the current policy."""
+
+    def __init__(self, datamodule: RolloutDataModule):
+        self.datamodule = datamodule
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        yield self.datamodule.evaluate(self.datamodule._policy())
+
+    def __len__(self) -> int:
+        return 1

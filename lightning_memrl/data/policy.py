@@ -1,0 +1,40 @@
+"""What the data module needs from an agent: act on a batch of observations and states."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol, runtime_checkable
+
+import torch
+
+from lightning_memrl.state import State
+
+
+class Action(NamedTuple):
+    """One acting step for a batch of envs: `action, log_prob, value [N]` and the next state."""
+
+    action: torch.Tensor
+    log_prob: torch.Tensor
+    value: torch.Tensor
+    state: State
+
+
+@runtime_checkable
+class RecurrentPolicy(Protocol):
+    """A recurrent policy the collector can drive (the agent implements it)."""
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The recurrent state of `batch_size` fresh episodes."""
+
+    def act(
+        self,
+        obs: torch.Tensor,
+        state: State,
+        reset: torch.Tensor,
+        *,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Action:
+        """Choose actions for `obs [N, D]` (sampled with `generator`, or greedy)."""
+
+    def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
+        """V(obs) `[N]` for observations that follow `state` (used to bootstrap)."""

@@ -1,0 +1,122 @@
+"""The vectorized task contract: torch-native, batch first, same-step autoreset.
+
+Every built-in task is a `VectorTask`: all `num_envs` environments live in tensors on one device
+and step together. Conventions follow Gymnasium's `VectorEnv`:
+
+- `reset(seed=...) -> (obs [N, obs_size], info)`
+- `step(actions [N]) -> (obs, reward [N], terminated [N], truncated [N], info)`
+
+An env whose episode ends at a step is reset within that same step: the returned `obs` row is the
+first observation of its next episode, and `info["final_observation"]` holds the last observation of
+the episode that ended (to bootstrap a truncated episode). `info["success"]` is true where an
+episode ended successfully at this step, and `info["oracle_action"]` is the action an all-knowing
+policy would take now (used by tests to prove reward and success signals right).
+`terminated` and `truncated` are kept apart: a time limit is not an end.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+class VectorTask(ABC):
+    """Base class of the torch-native vectorized memory tasks.
+
+    Args:
+        num_envs: number of environments stepped together.
+        device: device holding every tensor of the task.
+        seed: seed of the task's own random generator (it touches no global RNG).
+    """
+
+    #: the episode length for fixed-length tasks (set by subclasses)
+    horizon: int
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(0 if seed is None else seed)
+
+    # --- spaces --------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def observation_size(self) -> int:
+        """Features of one observation."""
+
+    @property
+    @abstractmethod
+    def num_actions(self) -> int:
+        """Number of discrete actions."""
+
+    @property
+    def single_observation_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(0.0, 1.0, shape=(self.observation_size,), dtype=np.float32)
+
+    @property
+    def single_action_space(self) -> gym.spaces.Discrete:
+        return gym.spaces.Discrete(self.num_actions)
+
+    # --- dynamics ------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Start a new episode in every env; `seed` reseeds the task's generator."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        return self._observe(), {}
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Advance every env one step with `actions [N]` (long), resetting finished envs."""
+        reward, terminated, truncated, success = self._advance(actions.to(self.device))
+        done = terminated | truncated
+        final_observation = self._observe()
+        self._reset_envs(done)
+        obs = self._observe()
+        info = {"final_observation": final_observation, "success": success & done}
+        return obs, reward, terminated, truncated, info
+
+    @staticmethod
+    def chance_level(**task_kwargs: Any) -> float:
+        """Success rate of a uniform random policy for these task arguments."""
+        raise NotImplementedError
+
+    def oracle_action(self) -> torch.Tensor:
+        """The action a policy that knows the hidden answer takes now (`[N]`, long)."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle")
+
+    @abstractmethod
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        """Start new episodes in the envs where `mask [N]` is true."""
+
+    @abstractmethod
+    def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Apply actions: `(reward, terminated, truncated, success)`, each `[N]`."""
+
+    @abstractmethod
+    def _observe(self) -> torch.Tensor:
+        """The current observation of every env, `[N, observation_size]` float32."""
+
+    # --- checkpointing -------------------------------------------------------------------------
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors that make up the envs' state (subclasses list theirs)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: env tensors and the generator state."""
+        return {
+            "tensors": {k: v.clone() for k, v in self._state_tensors().items()},
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state["tensors"].items():
+            getattr(self, name).copy_(value)
+        self.generator.set_state(state["generator"].cpu())

@@ -1,0 +1,48 @@
+"""The memory contract: external memories that compose with any controller.
+
+A memory is read (and written) with a query, normally the controller output `h [B, H]`. Its state is
+carried inside the agent's recurrent state, batch first, so stored-state PPO and burn-in work for it
+unchanged, each env has its own memory, and `reset[b, t]` clears row `b` before step `t`.
+`forward_step` T times equals `forward_sequence` (tested for every memory).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from lightning_memrl.state import State
+
+
+class Memory(nn.Module, ABC):
+    """An external memory read and written with a query.
+
+    Attributes:
+        query_size: feature size of the query (the controller output size).
+        read_size: feature size of what a read returns, fed to the policy / value heads.
+    """
+
+    query_size: int
+    read_size: int
+
+    @abstractmethod
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The empty memory for `batch_size` envs."""
+
+    @abstractmethod
+    def forward_sequence(self, query: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """`query [B, T, H]`, `reset [B, T]` -> `(read [B, T, R], state after step T-1)`."""
+
+    @abstractmethod
+    def forward_step(self, query: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """`query [B, H]`, `reset [B]` -> `(read [B, R], next state)`."""
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """An extra loss term from the last `forward_sequence` (for example a gate-sparsity penalty)."""
+        return None
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Detached scalars describing the last call (gate mean, slot usage, ...), for logging."""
+        return {}
