@@ -49,10 +49,8 @@ class MemRLCLI(LightningCLI):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memrl` command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "bench":
-        from lightning_memrl.benchmarks.throughput import main as bench_main
-
-        return bench_main(args[1:])
+    if args and args[0] in ("bench", "suite"):
+        return _run_tool(args)
     try:
         cli = MemRLCLI(args=args)
     except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
@@ -62,6 +60,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trainer.is_global_zero and cli.subcommand in ("fit", "validate", "test"):
         print(f"memrl: logs, checkpoints and results.json in {trainer.log_dir}")
     return 0
+
+
+def _run_tool(args: list[str]) -> int:
+    """`memrl bench NAME ...` runs `lightning_memrl.benchmarks.NAME.main`; `memrl suite ...` the suite."""
+    import importlib
+
+    if args[0] == "suite":
+        name, rest = "suite", args[1:]
+    elif len(args) > 1 and not args[1].startswith("-"):
+        name, rest = args[1], args[2:]
+    else:
+        name, rest = "throughput", args[1:]
+    try:
+        module = importlib.import_module(f"lightning_memrl.benchmarks.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"lightning_memrl.benchmarks.{name}":
+            raise
+        print(f"memrl: error: no benchmark named {name!r}", file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(rest) or 0)
+    except (ConfigError, MissingDependencyError) as err:
+        print(f"memrl: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

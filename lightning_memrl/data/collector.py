@@ -74,6 +74,13 @@ class RolloutCollector:
         self.env_steps = 0
         self._started = False
 
+    def replace_env(self, env: VectorTask) -> None:
+        """Continue with another task instance (same spaces); its episodes start at the next rollout."""
+        if env.num_envs != self.env.num_envs or env.device != self.env.device:
+            raise ValueError("replace_env needs the same number of envs on the same device")
+        self.env = env
+        self._started = False
+
     # --- state between rollouts -----------------------------------------------------------------
     def _start(self, policy: RecurrentPolicy, seed: int | None) -> None:
         n, b = self.env.num_envs, self.burn_in

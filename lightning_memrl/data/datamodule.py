@@ -138,6 +138,26 @@ class RolloutDataModule(L.LightningDataModule):
             self._apply_state(self._pending_state)
             self._pending_state = None
 
+    def update_task(self, **env_kwargs: Any) -> None:
+        """Change task arguments (for example `horizon`) from the next rollout on.
+
+        Used by curricula. Episodes in flight restart; the observation and action sizes must stay
+        the same (the agent's layers depend on them). The new arguments are saved in checkpoints.
+        """
+        new_kwargs = {**self.env_kwargs, **env_kwargs}
+        probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, **new_kwargs)
+        spec = EnvSpec(observation_size=probe.observation_size, num_actions=probe.num_actions)
+        if spec != self.env_spec:
+            raise ConfigError(
+                f"update_task({env_kwargs}) would change the env spec from {self.env_spec} to {spec}; "
+                "the agent's input/output layers cannot follow. Keep item counts fixed and change the horizon"
+            )
+        self.env_kwargs = new_kwargs
+        if self.collector is not None:
+            seed = self.seed + 1000 * self.rank
+            self.collector.replace_env(self.make_env(self.num_envs, self.device, seed))
+            self.eval_env = self.make_env(self.eval_envs, self.device, seed + 500)
+
     def _policy(self) -> RecurrentPolicy:
         return self.trainer.lightning_module
 
@@ -198,6 +218,7 @@ class RolloutDataModule(L.LightningDataModule):
     # --- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
+            "env_kwargs": dict(self.env_kwargs),
             "iteration": self.iteration,
             "collect_seconds": self.collect_seconds,
             "collector": self.collector.state_dict() if self.collector is not None else None,
@@ -210,6 +231,8 @@ class RolloutDataModule(L.LightningDataModule):
             self._apply_state(state)
 
     def _apply_state(self, state: dict[str, Any]) -> None:
+        if state.get("env_kwargs", self.env_kwargs) != self.env_kwargs:
+            self.update_task(**state["env_kwargs"])
         self.iteration = state["iteration"]
         self.collect_seconds = state["collect_seconds"]
         if state["collector"] is not None:
