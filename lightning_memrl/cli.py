@@ -57,8 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memrl: error: {err}", file=sys.stderr)
         return 2
     trainer = cli.trainer
-    if trainer.is_global_zero and cli.subcommand in ("fit", "validate", "test"):
-        print(f"memrl: logs, checkpoints and results.json in {trainer.log_dir}")
+    results = next((cb for cb in trainer.callbacks if isinstance(cb, ResultsJson)), None)
+    if trainer.is_global_zero and results is not None and results.log_dir is not None:
+        print(f"memrl: logs, checkpoints and results.json in {results.log_dir}")
     return 0
 
 

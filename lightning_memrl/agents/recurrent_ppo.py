@@ -222,10 +222,11 @@ class RecurrentPPO(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "env_steps"):
             env_steps = dm.env_steps * self.trainer.world_size
-            self.log("time/env_steps", float(env_steps), on_step=False, on_epoch=True, batch_size=1)
+            self.log("time/env_steps", float(env_steps), on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
             elapsed = self._elapsed()
             if elapsed > 0:
-                self.log("time/sps", float(env_steps - self._env_steps_at_start) / elapsed, batch_size=1)
+                sps = float(env_steps - self._env_steps_at_start) / elapsed
+                self.log("time/sps", sps, batch_size=1, sync_dist=True)
 
     def on_fit_start(self) -> None:
         self._fit_started = time.perf_counter()

@@ -31,6 +31,11 @@ class ResultsJson(L.Callback):
         self._started = 0.0
         self._env_steps_at_start = 0
         self.path: Path | None = None
+        self.log_dir: Path | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # `trainer.log_dir` is a collective under DDP: resolve it here, on every rank.
+        self.log_dir = Path(trainer.log_dir or trainer.default_root_dir)
 
     def _env_steps(self, trainer: L.Trainer) -> int:
         dm = getattr(trainer, "datamodule", None)
@@ -66,9 +71,9 @@ class ResultsJson(L.Callback):
     def _write(
         self, trainer: L.Trainer, stage: str, metrics: dict[str, Any], wall: float, steps: int, new_steps: int
     ) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or self.log_dir is None:
             return
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        log_dir = self.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         config = log_dir / "config.yaml"
         record = {

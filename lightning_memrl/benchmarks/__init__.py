@@ -1,0 +1,1 @@
+"""Benchmarks run by `memrl bench NAME` (figures printed, never asserted in tests)."""

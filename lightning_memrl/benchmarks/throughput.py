@@ -1,0 +1,159 @@
+"""End-to-end training throughput: env steps per second of recurrent PPO through Lightning.
+
+    memrl bench throughput --num-envs 256 --hidden 128 --iterations 8
+    memrl bench throughput --device cuda --num-envs 4096 --json out.json
+
+Times whole PPO iterations (collection + GAE + update epochs, in `lightning.Trainer.fit`) after
+warm-up iterations, and reports the share of time spent collecting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+
+from lightning_memrl.agents import RecurrentPPO
+from lightning_memrl.controllers import GRU
+from lightning_memrl.data import RolloutDataModule
+
+
+class _IterationTimer(L.Callback):
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.collect: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._sync(pl_module)
+        self.starts.append(time.perf_counter())
+        self._collect_before = trainer.datamodule.collect_seconds
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._sync(pl_module)
+        self.ends.append(time.perf_counter())
+        self.collect.append(trainer.datamodule.collect_seconds - self._collect_before)
+
+    @staticmethod
+    def _sync(pl_module: L.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+
+def run(
+    num_envs: int = 256,
+    hidden: int = 128,
+    rollout_steps: int = 128,
+    seq_len: int = 128,
+    num_minibatches: int = 4,
+    update_epochs: int = 4,
+    iterations: int = 6,
+    warmup: int = 2,
+    device: str = "cpu",
+    precision: str = "32-true",
+    horizon: int = 50,
+) -> dict[str, Any]:
+    """Train GRU recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`."""
+    L.seed_everything(0, verbose=False)
+    steps = num_envs * rollout_steps
+    dm = RolloutDataModule(
+        env="delayed_cue",
+        env_kwargs={"horizon": horizon},
+        num_envs=num_envs,
+        rollout_steps=rollout_steps,
+        seq_len=seq_len,
+        minibatch_size=steps // num_minibatches,
+        update_epochs=update_epochs,
+    )
+    agent = RecurrentPPO(GRU(hidden), env_spec=dm.env_spec)
+    timer = _IterationTimer()
+    trainer = L.Trainer(
+        max_epochs=warmup + iterations,
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=1,
+        precision=precision,
+        gradient_clip_val=0.5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[timer],
+    )
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(agent, dm)
+    wall = sum(e - s for s, e in zip(timer.starts[warmup:], timer.ends[warmup:], strict=True))
+    collect = sum(timer.collect[warmup:])
+    return {
+        "benchmark": "throughput",
+        "controller": f"GRU-{hidden}",
+        "num_envs": num_envs,
+        "rollout_steps": rollout_steps,
+        "seq_len": seq_len,
+        "minibatches": num_minibatches,
+        "update_epochs": update_epochs,
+        "precision": precision,
+        "device": _device_name(device),
+        "torch_threads": torch.get_num_threads(),
+        "iterations_timed": iterations,
+        "env_steps_per_s": round(steps * iterations / wall, 1),
+        "collect_share": round(collect / wall, 3),
+        "train_share": round(1 - collect / wall, 3),
+        "seconds_per_iteration": round(wall / iterations, 4),
+        "peak_gpu_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.startswith("cuda") else None,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="memrl bench throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[256])
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--rollout-steps", type=int, default=128)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--minibatches", type=int, default=4)
+    parser.add_argument("--update-epochs", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args(argv)
+    results = []
+    for num_envs in args.num_envs:
+        result = run(
+            num_envs=num_envs,
+            hidden=args.hidden,
+            rollout_steps=args.rollout_steps,
+            seq_len=args.seq_len,
+            num_minibatches=args.minibatches,
+            update_epochs=args.update_epochs,
+            iterations=args.iterations,
+            warmup=args.warmup,
+            device=args.device,
+            precision=args.precision,
+        )
+        results.append(result)
+        print(
+            f"{result['controller']} num_envs={num_envs:>6} {result['device']}: "
+            f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "
+            f"(collect {result['collect_share']:.0%}, train {result['train_share']:.0%}, "
+            f"{result['seconds_per_iteration']:.3f} s/iteration)"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0

@@ -1,0 +1,98 @@
+"""`memrl` end to end: fit writes results.json, test reloads a checkpoint, bad input gets clear errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lightning_memrl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--config", str(ROOT / "configs" / "quickstart.yaml"),
+    "--data.num_envs", "16",
+    "--data.rollout_steps", "64",
+    "--data.seq_len", "64",
+    "--data.minibatch_size", "512",
+    "--data.eval_envs", "16",
+    "--data.eval_episodes", "16",
+    "--model.controller.init_args.hidden_size", "16",
+    "--trainer.max_epochs", "2",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+]  # fmt: skip
+
+
+def _log_dir(capsys) -> Path:
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("memrl: logs"))
+    return Path(line.rsplit(" in ", 1)[1])
+
+
+def test_fit_then_test_from_checkpoint(tmp_path, capsys):
+    assert main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path)]) == 0
+    log_dir = _log_dir(capsys)
+    results = json.loads((log_dir / "results.json").read_text())
+    assert results["stage"] == "fit"
+    assert 0.0 <= results["success_rate"] <= 1.0
+    assert results["env_steps"] == 2 * 16 * 64
+    assert results["wall_s"] > 0 and results["sps"] > 0
+    assert Path(results["config"]).exists()
+    assert list(log_dir.glob("events.out.tfevents.*")), "TensorBoard is the default logger"
+    ckpt = log_dir / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+
+    assert main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", str(ckpt)]) == 0
+    test_dir = _log_dir(capsys)
+    test_results = json.loads((test_dir / "results.json").read_text())
+    assert test_results["stage"] == "test"
+    assert 0.0 <= test_results["success_rate"] <= 1.0
+
+
+def test_callback_stacks_compose(tmp_path, capsys):
+    args = ["fit", *TINY, "--config", str(ROOT / "callbacks" / "kl_stop.yaml")]
+    assert main([*args, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1"]) == 0
+    config = (_log_dir(capsys) / "config.yaml").read_text()
+    assert "lightning_memrl.callbacks.KLEarlyStopping" in config
+
+
+def test_unknown_task_is_a_clear_error(tmp_path, capsys):
+    code = main(["fit", *TINY, "--data.env", "delayed_queue", "--trainer.default_root_dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'delayed_queue'" in err and "delayed_cue" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["--data.burn_in", "64"], "burn_in"),
+        (["--data.minibatch_size", "500"], "minibatch_size"),
+        (["--data.seq_len", "48"], "seq_len"),
+    ],
+)
+def test_bad_shapes_are_clear_errors(tmp_path, capsys, override, message):
+    assert main(["fit", *TINY, *override, "--trainer.default_root_dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_config_key_is_rejected(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *TINY, "--data.num_worlds", "8"])
+    assert exit_info.value.code != 0
+    assert "num_worlds" in capsys.readouterr().err
+
+
+def test_unknown_key_in_a_config_file_is_rejected(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  rollout_stepz: 8\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *TINY, "--config", str(bad)])
+    assert exit_info.value.code != 0
+    assert "rollout_stepz" in capsys.readouterr().err
+
+
+def test_unknown_bench_is_a_clear_error(capsys):
+    assert main(["bench", "no_such_bench"]) == 2
+    assert "no benchmark named 'no_such_bench'" in capsys.readouterr().err
