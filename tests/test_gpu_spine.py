@@ -67,3 +67,17 @@ def test_fit_on_gpu_keeps_everything_on_the_device():
     assert dm.collector.env.device.type == "cuda"
     assert torch.isfinite(trainer.callback_metrics["train/value_loss"])
     assert "val/success_rate" in trainer.callback_metrics
+
+
+def test_memrl_fit_on_gpu_writes_results(tmp_path, capsys):
+    """Regression: the final evaluation ran after Lightning had moved the model back to the CPU."""
+    import json
+    from pathlib import Path
+
+    from lightning_memrl.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    args = ["fit", "--config", str(config), "--trainer.accelerator", "gpu", "--trainer.max_epochs", "1"]
+    assert main([*args, "--data.num_envs", "32", "--trainer.default_root_dir", str(tmp_path)]) == 0
+    results = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert 0.0 <= results["success_rate"] <= 1.0

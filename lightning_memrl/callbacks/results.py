@@ -13,7 +13,7 @@ import torch
 
 
 class ResultsJson(L.Callback):
-    """After `fit` (a final greedy evaluation) and after `test`, write `results.json` to the log dir.
+    """At the end of training (a final greedy evaluation) and after `test`, write `results.json` to the log dir.
 
     The file holds `success_rate`, `return_mean`, `episodes`, `env_steps` (all ranks), `wall_s`,
     `sps` (env steps per second of this run), `stage`, and `config` (the saved config's path).
@@ -48,7 +48,8 @@ class ResultsJson(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # on_train_end, not on_fit_end: by then Lightning has moved the model back to the CPU.
         wall = time.perf_counter() - self._started
         dm = trainer.datamodule
         was_training = pl_module.training
