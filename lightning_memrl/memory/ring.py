@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,7 +36,8 @@ class RingMemory(CircularBufferMemory):
         self.read = read
         if read == "attention":
             self.to_query = nn.Linear(query_size, key_dim)
-            self.to_key = nn.Linear(query_size, key_dim)
+            self.to_key = nn.Linear(query_size, key_dim, bias=False)  # a key bias cancels in the softmax
+        self.key_dim_attention = key_dim
 
     def _entries(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         stored = query.unsqueeze(-2)  # one head: the raw output is both key source and value
@@ -43,7 +46,10 @@ class RingMemory(CircularBufferMemory):
     def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         if self.read == "mean":
             return keys.new_zeros(keys.shape[0], 1, query.shape[1], keys.shape[1])
-        return scaled_dot(self.to_query(query).unsqueeze(-2), self.to_key(keys))
+        # (W_q h) . (W_k h_s) = (W_k^T W_q h) . h_s: one projection of the query instead of one per
+        # stored step, so a read costs O(N H), not O(N H key_dim).
+        query_back = (self.to_query(query) @ self.to_key.weight).unsqueeze(-2)  # [B, T, 1, H]
+        return scaled_dot(query_back, keys) * math.sqrt(query_back.shape[-1] / self.key_dim_attention)
 
     def _output(self, read: torch.Tensor) -> torch.Tensor:
         return read.squeeze(-2)

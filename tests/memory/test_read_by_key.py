@@ -15,7 +15,8 @@ def _set(layer: nn.Linear, weight: torch.Tensor | float, bias: float = 0.0) -> N
             layer.weight.fill_(weight)
         else:
             layer.weight.copy_(weight)
-        layer.bias.fill_(bias)
+        if layer.bias is not None:
+            layer.bias.fill_(bias)
 
 
 def _write_items_then_query(memory, key_index: int, num_items: int = 4) -> torch.Tensor:
