@@ -1,5 +1,11 @@
 """External memories sharing one contract (see `memory.base.Memory`)."""
 
 from lightning_memrl.memory.base import Memory
+from lightning_memrl.memory.kv import KVMemory
+from lightning_memrl.memory.miras import DualTierMiras
+from lightning_memrl.memory.pmm import PMM
+from lightning_memrl.memory.pseudo_mode import PseudoModeMemory
+from lightning_memrl.memory.ring import RingMemory
+from lightning_memrl.memory.slot import SlotMemory
 
-__all__ = ["Memory"]
+__all__ = ["PMM", "DualTierMiras", "KVMemory", "Memory", "PseudoModeMemory", "RingMemory", "SlotMemory"]

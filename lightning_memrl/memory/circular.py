@@ -1,0 +1,148 @@
+"""Base for memories that write every step into a circular buffer and read it by attention.
+
+The write does not depend on the memory's contents, so `forward_sequence` is parallel over T: a
+step `t` reads the carried-in entries not yet overwritten and the entries written at steps `s < t`
+of the same episode at most `capacity` steps back, under one attention mask. The final buffer is
+gathered from the last writer of each slot. Resets clear the buffer and restart the pointer.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import torch
+import torch.nn.functional as F
+
+from lightning_memrl.errors import ConfigError
+from lightning_memrl.memory.base import Memory
+from lightning_memrl.memory.functional import check_query, masked_softmax, normalized_entropy
+from lightning_memrl.state import mask_state
+
+
+class CircularBufferMemory(Memory):
+    """A ring of `capacity` (key, value) entries per env, written every step, read by attention.
+
+    State: `keys [B, N, heads, key_dim]`, `values [B, N, heads, value_dim]`, `valid [B, N]` (bool),
+    `pointer [B]` (long, the next slot to write).
+
+    Args:
+        capacity: entries `N` kept per env (the memory reaches `N` steps back).
+        num_heads: attention heads.
+        key_dim: per-head width of stored keys.
+        value_dim: per-head width of stored values.
+    """
+
+    def __init__(self, capacity: int, num_heads: int, key_dim: int, value_dim: int):
+        super().__init__()
+        if capacity < 1:
+            raise ConfigError(f"{type(self).__name__} capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.value_dim = value_dim
+        self._attention: torch.Tensor | None = None
+        self._fill: torch.Tensor | None = None
+
+    # --- what subclasses define -----------------------------------------------------------------
+    @abstractmethod
+    def _entries(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a step writes: `query [..., H]` -> `(key [..., heads, key_dim], value [..., heads, value_dim])`."""
+
+    @abstractmethod
+    def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Attention logits: `query [B, T, H]`, stored `keys [B, M, heads, key_dim]` -> `[B, heads, T, M]`."""
+
+    @abstractmethod
+    def _output(self, read: torch.Tensor) -> torch.Tensor:
+        """Map the attended values `[..., heads, value_dim]` to the read-out `[..., R]`."""
+
+    # --- the contract ---------------------------------------------------------------------------
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        n, nh = self.capacity, self.num_heads
+        return {
+            "keys": torch.zeros(batch_size, n, nh, self.key_dim, device=device),
+            "values": torch.zeros(batch_size, n, nh, self.value_dim, device=device),
+            "valid": torch.zeros(batch_size, n, dtype=torch.bool, device=device),
+            "pointer": torch.zeros(batch_size, dtype=torch.long, device=device),
+        }
+
+    def forward_step(self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor):
+        check_query(query, self.query_size, 2, type(self).__name__)
+        state = mask_state(state, reset)
+        keys, values, valid, pointer = state["keys"], state["values"], state["valid"], state["pointer"]
+        attn = masked_softmax(self._scores(query.unsqueeze(1), keys), valid[:, None, None, :])  # [B, nh, 1, N]
+        read = self._output(torch.einsum("bhn,bnhd->bhd", attn[:, :, 0], values))
+
+        key, value = self._entries(query)
+        at = F.one_hot(pointer, self.capacity).to(keys.dtype)[:, :, None, None]  # [B, N, 1, 1]
+        keys = keys + at * (key.unsqueeze(1) - keys)
+        values = values + at * (value.unsqueeze(1) - values)
+        new_state = {
+            "keys": keys,
+            "values": values,
+            "valid": valid | at[:, :, 0, 0].bool(),
+            "pointer": (pointer + 1) % self.capacity,
+        }
+        return read, new_state
+
+    def forward_sequence(self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor):
+        check_query(query, self.query_size, 3, type(self).__name__)
+        b, t_len = reset.shape
+        n, device = self.capacity, query.device
+        keys, values, valid, pointer = state["keys"], state["values"], state["valid"], state["pointer"]
+        steps = torch.arange(t_len, device=device)
+        slots = torch.arange(n, device=device)
+
+        # 1. episode bookkeeping: episode index and the slot each step writes.
+        episode = reset.long().cumsum(1)  # [B, T]; 0 = the episode carried in
+        last_reset = torch.where(reset, steps, -1).cummax(1).values
+        written_before = torch.where(last_reset >= 0, steps - last_reset, pointer[:, None] + steps)
+        slot_of_step = written_before % n  # [B, T]
+
+        # 2. who each step may read: carried slots until overwritten, in-sequence steps s < t <= s + N.
+        overwritten_at = (slots[None] - pointer[:, None]) % n  # [B, N]
+        see_carried = (episode == 0)[:, :, None] & valid[:, None, :] & (steps[None, :, None] <= overwritten_at[:, None])
+        lag = steps[:, None] - steps[None, :]
+        see_steps = (episode[:, :, None] == episode[:, None, :]) & (lag >= 1) & (lag <= n)
+        visible = torch.cat([see_carried, see_steps], -1)  # [B, T, N + T]
+
+        # 3. attention over [carried buffer ; this sequence's entries].
+        key, value = self._entries(query)  # [B, T, nh, d]
+        attn = masked_softmax(self._scores(query, torch.cat([keys, key], 1)), visible[:, None])
+        read = self._output(torch.einsum("bhtm,bmhd->bthd", attn, torch.cat([values, value], 1)))
+
+        # 4. final buffer: each slot's last writer in the last episode, else the carried entry if kept.
+        in_last = episode == episode[:, -1:]
+        writes = (slot_of_step[:, :, None] == slots) & in_last[:, :, None]  # [B, T, N]
+        writer = torch.where(writes, steps[None, :, None], -1).amax(1)  # [B, N]
+        has = writer >= 0
+        keep = (episode[:, -1] == 0)[:, None] & ~has & valid
+        index = writer.clamp_min(0)[:, :, None, None]
+        new_keys = torch.where(has[..., None, None], key.gather(1, index.expand(-1, -1, *key.shape[2:])), keys)
+        new_values = torch.where(has[..., None, None], value.gather(1, index.expand(-1, -1, *value.shape[2:])), values)
+        keep_or_new = (has | keep)[..., None, None]
+        new_state = {
+            "keys": new_keys * keep_or_new,
+            "values": new_values * keep_or_new,
+            "valid": has | keep,
+            "pointer": (written_before[:, -1] + 1) % n,
+        }
+        self._attention = attn.detach()
+        self._fill = new_state["valid"].float().mean()
+        return read, new_state
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        if self._attention is None:
+            return {}
+        return {
+            "attention_entropy": normalized_entropy(self._attention).mean(),
+            "attention_peak": self._attention.amax(-1).mean(),
+            "fill": self._fill,
+            "write_rate": torch.ones((), device=self._attention.device),
+        }
+
+
+def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """`query_heads [B, T, nh, d]`, `keys [B, M, nh, d]` -> logits `[B, nh, T, M]` scaled by `1/sqrt(d)`."""
+    return torch.einsum("bthd,bmhd->bhtm", query_heads, keys) / math.sqrt(query_heads.shape[-1])

@@ -1,0 +1,55 @@
+"""RingMemory: circular buffer of the last N controller outputs, read by attention or pooling."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lightning_memrl.errors import ConfigError
+from lightning_memrl.memory.circular import CircularBufferMemory, scaled_dot
+
+READS = ("attention", "mean")
+
+
+class RingMemory(CircularBufferMemory):
+    """Keeps the raw controller outputs of the last `capacity` steps of the episode.
+
+    `read="attention"`: softmax over stored steps of `(W_q h_t) . (W_k h_s) / sqrt(d)`, returns the
+    weighted mean of the stored outputs `h_s`. `read="mean"`: the plain mean of the stored outputs.
+    The read-out has the controller's output size.
+
+    Args:
+        query_size: controller output size `H` (= `read_size`).
+        capacity: steps kept per env.
+        read: `"attention"` or `"mean"`.
+        key_dim: width of the attention query / key projections.
+    """
+
+    def __init__(self, query_size: int = 128, capacity: int = 256, read: str = "attention", key_dim: int = 32):
+        if read not in READS:
+            raise ConfigError(f"RingMemory read must be one of {READS}, got {read!r}")
+        super().__init__(capacity, 1, query_size, query_size)
+        self.query_size = query_size
+        self.read_size = query_size
+        self.read = read
+        if read == "attention":
+            self.to_query = nn.Linear(query_size, key_dim)
+            self.to_key = nn.Linear(query_size, key_dim, bias=False)  # a key bias cancels in the softmax
+        self.key_dim_attention = key_dim
+
+    def _entries(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stored = query.unsqueeze(-2)  # one head: the raw output is both key source and value
+        return stored, stored
+
+    def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        if self.read == "mean":
+            return keys.new_zeros(keys.shape[0], 1, query.shape[1], keys.shape[1])
+        # (W_q h) . (W_k h_s) = (W_k^T W_q h) . h_s: one projection of the query instead of one per
+        # stored step, so a read costs O(N H), not O(N H key_dim).
+        query_back = (self.to_query(query) @ self.to_key.weight).unsqueeze(-2)  # [B, T, 1, H]
+        return scaled_dot(query_back, keys) * math.sqrt(query_back.shape[-1] / self.key_dim_attention)
+
+    def _output(self, read: torch.Tensor) -> torch.Tensor:
+        return read.squeeze(-2)

@@ -1,0 +1,15 @@
+"""Small instances of every memory, shared by the memory tests."""
+
+from lightning_memrl.memory import PMM, DualTierMiras, KVMemory, PseudoModeMemory, RingMemory, SlotMemory
+
+QUERY = 8
+
+MEMORIES = {
+    "pseudo_mode": lambda: PseudoModeMemory(QUERY, num_slots=4, slot_dim=6),
+    "pmm": lambda: PMM(QUERY, num_slots=4, slot_dim=8, num_heads=2),
+    "slot": lambda: SlotMemory(QUERY, num_slots=4, slot_dim=6),
+    "kv": lambda: KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3),
+    "ring_attention": lambda: RingMemory(QUERY, capacity=4),
+    "ring_mean": lambda: RingMemory(QUERY, capacity=3, read="mean"),
+    "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
+}

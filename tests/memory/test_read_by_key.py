@@ -1,0 +1,122 @@
+"""What is written can be read back by its key (memories with hand-set projections)."""
+
+import torch
+from torch import nn
+
+from lightning_memrl.memory import PMM, DualTierMiras, KVMemory, PseudoModeMemory, RingMemory, SlotMemory
+
+SIZE = 8
+SHARP = 30.0  # query scale: makes attention pick the matching entry
+
+
+def _set(layer: nn.Linear, weight: torch.Tensor | float, bias: float = 0.0) -> None:
+    with torch.no_grad():
+        if isinstance(weight, float):
+            layer.weight.fill_(weight)
+        else:
+            layer.weight.copy_(weight)
+        if layer.bias is not None:
+            layer.bias.fill_(bias)
+
+
+def _write_items_then_query(memory, key_index: int, num_items: int = 4) -> torch.Tensor:
+    """Steps 0..n-1 present the one-hot items e_0..e_{n-1}; step n queries with e_key. Returns the read."""
+    eye = torch.eye(SIZE)
+    query = torch.cat([eye[:num_items], eye[key_index : key_index + 1]]).unsqueeze(0)  # [1, n + 1, SIZE]
+    with torch.no_grad():
+        read, _ = memory.forward_sequence(query, memory.initial_state(1), torch.zeros(1, num_items + 1, dtype=bool))
+    return read[0, -1]
+
+
+def _assert_reads(read: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(read, expected, atol=0.05, rtol=0.0)
+
+
+def test_kv_memory_reads_the_value_of_the_matching_key():
+    memory = KVMemory(SIZE, capacity=8, num_heads=1, head_dim=SIZE)
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    for layer in (memory.to_key, memory.to_value, memory.out):
+        _set(layer, torch.eye(SIZE))
+    for key in range(4):
+        _assert_reads(_write_items_then_query(memory, key), torch.eye(SIZE)[key])
+
+
+def test_ring_memory_reads_the_stored_output_of_the_matching_step():
+    memory = RingMemory(SIZE, capacity=8, key_dim=SIZE)
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    _set(memory.to_key, torch.eye(SIZE))
+    _assert_reads(_write_items_then_query(memory, 1), torch.eye(SIZE)[1])
+
+
+def test_ring_memory_mean_read_pools_the_last_capacity_steps():
+    memory = RingMemory(SIZE, capacity=3, read="mean")
+    # after writing e_0..e_3 the ring holds e_1, e_2, e_3
+    _assert_reads(_write_items_then_query(memory, 0), torch.eye(SIZE)[1:4].mean(0))
+
+
+def test_pseudo_mode_memory_reads_back_by_content():
+    memory = PseudoModeMemory(SIZE, num_slots=4, slot_dim=SIZE)
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    _set(memory.to_value, torch.eye(SIZE))
+    _set(memory.to_gate, 0.0, bias=10.0)  # always write
+    for key in range(4):
+        _assert_reads(_write_items_then_query(memory, key), torch.eye(SIZE)[key])
+
+
+def test_pseudo_mode_memory_keeps_a_strong_write_against_weak_later_ones():
+    """The weighted-mean write: a slot written with g ~ 1 barely moves under a g ~ 0.01 write."""
+    memory = PseudoModeMemory(SIZE, num_slots=1, slot_dim=SIZE)
+    _set(memory.to_query, 0.0)
+    _set(memory.to_value, torch.eye(SIZE))
+    gate_weight = torch.zeros(1, 2 * SIZE)
+    gate_weight[0, 0] = 20.0  # strong write only for e_0
+    _set(memory.to_gate, gate_weight, bias=-5.0)
+    read = _write_items_then_query(memory, 0, num_items=3)  # writes e_0 (strong), e_1, e_2 (weak)
+    assert read[0] > 0.95 and read[1:3].max() < 0.02
+
+
+def test_pmm_reads_back_by_content():
+    memory = PMM(SIZE, num_slots=4, slot_dim=SIZE, num_heads=1, usage_decay=1.0)
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    for layer in (memory.to_key, memory.to_read_value, memory.out, memory.to_write):
+        _set(layer, torch.eye(SIZE))
+    _set(memory.to_gate, 0.0, bias=10.0)
+    for key in range(4):
+        _assert_reads(_write_items_then_query(memory, key), torch.eye(SIZE)[key])
+
+
+def test_slot_memory_reads_back_by_content():
+    memory = SlotMemory(SIZE, num_slots=SIZE, slot_dim=SIZE)
+    _set(memory.to_address, SHARP * torch.eye(SIZE))  # item i is written to slot i
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    _set(memory.to_value, torch.eye(SIZE))
+    _set(memory.to_erase, 0.0, bias=10.0)
+    _set(memory.to_gate, 0.0, bias=10.0)
+    for key in range(4):
+        _assert_reads(_write_items_then_query(memory, key), torch.eye(SIZE)[key])
+
+
+def _miras(mix_bias: float) -> DualTierMiras:
+    memory = DualTierMiras(SIZE, memory_dim=SIZE, deep_hidden=16)
+    _set(memory.to_qkv, torch.eye(SIZE).repeat(3, 1))  # q = k = normalize(x), v = x
+    _set(memory.out, torch.eye(SIZE))
+    with torch.no_grad():
+        memory.to_gates.weight.zero_()
+        memory.to_gates.bias.copy_(torch.tensor([10.0, 10.0, 10.0, mix_bias]))  # beta ~ 1, theta ~ 1, alpha ~ 1
+    return memory
+
+
+def test_miras_fast_tier_reads_back_by_key():
+    memory = _miras(mix_bias=10.0)  # read the fast tier only
+    for key in range(4):
+        _assert_reads(_write_items_then_query(memory, key), torch.eye(SIZE)[key])
+
+
+def test_miras_deep_tier_learns_the_association_at_test_time():
+    memory = _miras(mix_bias=-10.0)  # read the deep tier only
+    pair = torch.eye(SIZE)[0] * 1.0  # key e_0 -> value e_0
+    query = pair.expand(1, 30, SIZE)
+    with torch.no_grad():
+        read, _ = memory.forward_sequence(query, memory.initial_state(1), torch.zeros(1, 30, dtype=bool))
+    first, last = (read[0, 0] - pair).norm(), (read[0, -1] - pair).norm()
+    assert last < 0.3 * first, (first, last)
