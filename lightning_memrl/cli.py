@@ -8,6 +8,7 @@ memrl bench [throughput options]
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -33,6 +34,8 @@ class MemRLCLI(LightningCLI):
     model, `data.seed` seeding everything, and checkpointing plus `results.json` always on."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs):
+        # Tools (suite, benchmarks, tests) drive the CLI with explicit args inside another command.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in ("bench", "suite"):
         return _run_tool(args)
     try:
-        cli = MemRLCLI(args=args)
+        cli = MemRLCLI(args=None if argv is None else args)
     except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
         print(f"memrl: error: {err}", file=sys.stderr)
         return 2
