@@ -96,3 +96,12 @@ def test_unknown_key_in_a_config_file_is_rejected(tmp_path, capsys):
 def test_unknown_bench_is_a_clear_error(capsys):
     assert main(["bench", "no_such_bench"]) == 2
     assert "no benchmark named 'no_such_bench'" in capsys.readouterr().err
+
+
+def test_any_lightning_logger_works(tmp_path, capsys):
+    args = ["fit", *TINY, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
+    logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(tmp_path)]
+    assert main([*args, *logger]) == 0
+    log_dir = _log_dir(capsys)
+    assert (log_dir / "metrics.csv").exists()
+    assert "train/policy_loss" in (log_dir / "metrics.csv").read_text().splitlines()[0]
