@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.sampling import one_hot_into, put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 
 
 class AssociativeRecall(VectorTask):
@@ -61,6 +61,19 @@ class AssociativeRecall(VectorTask):
         # keys and values interleaved (k0, v0, k1, v1, ...), then the queried key in the last column
         self.tape = torch.zeros(num_envs, 2 * num_pairs + 1, dtype=torch.long, device=self.device)
         self.answer = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._build_schedule()
+
+    def _build_schedule(self) -> None:
+        """Per-step lookup tables (indexed by t in 0 .. horizon), so a step does no phase arithmetic."""
+        steps = torch.arange(self.horizon + 1, device=self.device)
+        presenting = steps < 2 * self.num_pairs
+        at_query = steps == self.horizon - 1
+        self._obs_template = torch.zeros(self.horizon + 1, self.vocab_size + 3, device=self.device)
+        self._obs_template[:, -3] = (presenting & (steps % 2 == 0)).float()
+        self._obs_template[:, -2] = (presenting & (steps % 2 == 1)).float()
+        self._obs_template[:, -1] = at_query.float()
+        self._shown_column = torch.where(presenting, steps, 2 * self.num_pairs).unsqueeze(1)
+        self._shown = (presenting | at_query).float().unsqueeze(1)
 
     @property
     def observation_size(self) -> int:
@@ -72,6 +85,8 @@ class AssociativeRecall(VectorTask):
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
         rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
         count, pairs = rows.shape[0], self.num_pairs
         keys = random_subsets(count, self.vocab_size, pairs, self.generator, self.device)
         values = torch.randint(self.vocab_size, (count, pairs), device=self.device, generator=self.generator)
@@ -80,25 +95,18 @@ class AssociativeRecall(VectorTask):
         tape = torch.cat([tape, keys.gather(1, query)], dim=1)
         put_rows(self.tape, rows, mask, tape)
         put_rows(self.answer, rows, mask, values.gather(1, query).squeeze(1))
-        self.t = torch.where(mask, 0, self.t)
+        self.t.masked_fill_(mask, 0)
 
     def _advance(self, actions: torch.Tensor):
         at_query = self.t == self.horizon - 1
         correct = at_query & (actions == self.answer)
-        self.t = self.t + 1
+        self.t += 1
         return correct.float(), at_query, torch.zeros_like(at_query), correct
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 3, device=self.device)
-        presenting = self.t < 2 * self.num_pairs
-        at_query = self.t == self.horizon - 1
-        column = torch.where(presenting, self.t, 2 * self.num_pairs)
-        item = self.tape.gather(1, column.unsqueeze(1)).squeeze(1)
-        one_hot_into(obs, item, (presenting | at_query).float())
-        is_key = presenting & (self.t % 2 == 0)
-        obs[:, -3] = is_key.float()
-        obs[:, -2] = (presenting & ~is_key).float()
-        obs[:, -1] = at_query.float()
+        obs = self._obs_template.index_select(0, self.t)
+        item = self.tape.gather(1, self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, item, self._shown.index_select(0, self.t))
         return obs
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.sampling import one_hot_into, put_rows, redraw_rows
+from lightning_memrl.envs.sampling import put_rows, redraw_rows
 
 
 class CopyMemory(VectorTask):
@@ -54,8 +54,23 @@ class CopyMemory(VectorTask):
         self.delay = horizon - 2 * seq_len
         self.read_start = seq_len + self.delay
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        self.sequence = torch.zeros(num_envs, seq_len, dtype=torch.long, device=self.device)
+        # the tokens, then a -1 column that no action matches (the "answer" outside the read phase)
+        self.sequence = torch.full((num_envs, seq_len + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._build_schedule()
+
+    def _build_schedule(self) -> None:
+        """Per-step lookup tables (indexed by t in 0 .. horizon), so a step does no phase arithmetic."""
+        steps = torch.arange(self.horizon + 1, device=self.device)
+        writing = steps < self.seq_len
+        reading = (steps >= self.read_start) & (steps < self.horizon)
+        self._obs_template = torch.zeros(self.horizon + 1, self.vocab_size + 2, device=self.device)
+        self._obs_template[:, -2] = writing.float()
+        self._obs_template[:, -1] = reading.float()
+        self._shown_column = steps.clamp(max=self.seq_len - 1).unsqueeze(1)
+        self._shown = writing.float().unsqueeze(1)
+        read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
+        self._answer_column = torch.where(reading, read_index, self.seq_len).unsqueeze(1)
 
     @property
     def observation_size(self) -> int:
@@ -67,34 +82,31 @@ class CopyMemory(VectorTask):
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
         rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
         fresh = torch.randint(
             self.vocab_size, (rows.shape[0], self.seq_len), device=self.device, generator=self.generator
         )
-        put_rows(self.sequence, rows, mask, fresh)
-        self.t = torch.where(mask, 0, self.t)
-        self.num_correct = torch.where(mask, 0, self.num_correct)
+        put_rows(self.sequence[:, : self.seq_len], rows, mask, fresh)
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
 
     def _target(self) -> torch.Tensor:
-        """The token due at the current read step (`[N]`; meaningless outside the read phase)."""
-        index = (self.t - self.read_start).clamp(0, self.seq_len - 1)
-        return self.sequence.gather(1, index.unsqueeze(1)).squeeze(1)
+        """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
+        return self.sequence.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
 
     def _advance(self, actions: torch.Tensor):
-        reading = self.t >= self.read_start
-        correct = reading & (actions == self._target())
-        self.num_correct = self.num_correct + correct
-        self.t = self.t + 1
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
         done = self.t == self.horizon
         success = done & (self.num_correct == self.seq_len)
-        return correct.float() / self.seq_len, done, torch.zeros_like(done), success
+        return correct * (1.0 / self.seq_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 2, device=self.device)
-        writing = self.t < self.seq_len
-        token = self.sequence.gather(1, self.t.clamp(max=self.seq_len - 1).unsqueeze(1)).squeeze(1)
-        one_hot_into(obs, token, writing.float())
-        obs[:, -2] = writing.float()
-        obs[:, -1] = ((self.t >= self.read_start) & (self.t < self.horizon)).float()
+        obs = self._obs_template.index_select(0, self.t)
+        token = self.sequence.gather(1, self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, token, self._shown.index_select(0, self.t))
         return obs
 
     @staticmethod
@@ -103,7 +115,7 @@ class CopyMemory(VectorTask):
         return float(vocab_size) ** -seq_len
 
     def oracle_action(self) -> torch.Tensor:
-        return self._target()
+        return self._target().clamp(min=0)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {"t": self.t, "sequence": self.sequence, "num_correct": self.num_correct}

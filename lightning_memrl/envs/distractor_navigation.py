@@ -80,18 +80,20 @@ class DistractorNavigation(VectorTask):
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
         rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
         count = rows.shape[0]
         targets = random_subsets(count, self.track_len, self.num_targets, self.generator, self.device)
         cue = torch.randint(self.num_targets, (count, 1), device=self.device, generator=self.generator)
         put_rows(self.targets, rows, mask, targets)
         put_rows(self.cue, rows, mask, cue.squeeze(1))
         put_rows(self.goal, rows, mask, targets.gather(1, cue).squeeze(1))
-        self.t = torch.where(mask, 0, self.t)
-        self.position = torch.where(mask, self.start, self.position)
+        self.t.masked_fill_(mask, 0)
+        self.position.masked_fill_(mask, self.start)
 
     def _advance(self, actions: torch.Tensor):
         self.position = (self.position + actions - 1).clamp(0, self.track_len - 1)
-        self.t = self.t + 1
+        self.t += 1
         done = self.t == self.horizon
         success = done & (self.position == self.goal)
         return success.float(), done, torch.zeros_like(done), success

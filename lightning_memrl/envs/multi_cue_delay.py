@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.sampling import one_hot_into, put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 
 
 class MultiCueDelay(VectorTask):
@@ -61,10 +61,18 @@ class MultiCueDelay(VectorTask):
         self.delay = horizon - presentation_len - num_cues
         self.query_start = horizon - num_cues
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        # the presentation window: the cue token at a cue step, -1 at a blank step
-        self.window = torch.full((num_envs, presentation_len), -1, dtype=torch.long, device=self.device)
-        self.cues = torch.zeros(num_envs, num_cues, dtype=torch.long, device=self.device)
+        # the presentation window: the cue token at a cue step, -1 at a blank step; the extra last
+        # column stays -1 and is what the steps after the window look at
+        self.window = torch.full((num_envs, presentation_len + 1), -1, dtype=torch.long, device=self.device)
+        # the cues in order of appearance, then a -1 column that no action matches (no answer due)
+        self.cues = torch.full((num_envs, num_cues + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        steps = torch.arange(horizon + 1, device=self.device)
+        querying = (steps >= self.query_start) & (steps < horizon)
+        self._obs_template = torch.zeros(horizon + 1, vocab_size + 1, device=self.device)
+        self._obs_template[:, -1] = querying.float()
+        self._window_column = steps.clamp(max=presentation_len).unsqueeze(1)
+        self._answer_column = torch.where(querying, steps - self.query_start, num_cues).unsqueeze(1)
 
     @property
     def observation_size(self) -> int:
@@ -76,37 +84,35 @@ class MultiCueDelay(VectorTask):
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
         rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
         count = rows.shape[0]
         steps = random_subsets(count, self.presentation_len, self.num_cues, self.generator, self.device)
         steps = steps.sort(dim=1).values
         cues = torch.randint(self.vocab_size, (count, self.num_cues), device=self.device, generator=self.generator)
         window = torch.full((count, self.presentation_len), -1, dtype=torch.long, device=self.device)
         window.scatter_(1, steps, cues)
-        put_rows(self.window, rows, mask, window)
-        put_rows(self.cues, rows, mask, cues)
-        self.t = torch.where(mask, 0, self.t)
-        self.num_correct = torch.where(mask, 0, self.num_correct)
+        put_rows(self.window[:, : self.presentation_len], rows, mask, window)
+        put_rows(self.cues[:, : self.num_cues], rows, mask, cues)
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
 
     def _target(self) -> torch.Tensor:
-        """The cue due at the current query step (`[N]`; meaningless outside the query phase)."""
-        index = (self.t - self.query_start).clamp(0, self.num_cues - 1)
-        return self.cues.gather(1, index.unsqueeze(1)).squeeze(1)
+        """The cue due now (`[N]`; -1, which no action matches, outside the query phase)."""
+        return self.cues.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
 
     def _advance(self, actions: torch.Tensor):
-        correct = (self.t >= self.query_start) & (actions == self._target())
-        self.num_correct = self.num_correct + correct
-        self.t = self.t + 1
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
         done = self.t == self.horizon
         success = done & (self.num_correct == self.num_cues)
-        return correct.float() / self.num_cues, done, torch.zeros_like(done), success
+        return correct * (1.0 / self.num_cues), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 1, device=self.device)
-        column = self.t.clamp(max=self.presentation_len - 1).unsqueeze(1)
-        token = self.window.gather(1, column).squeeze(1)
-        shown = (self.t < self.presentation_len) & (token >= 0)
-        one_hot_into(obs, token.clamp(min=0), shown.float())
-        obs[:, -1] = ((self.t >= self.query_start) & (self.t < self.horizon)).float()
+        obs = self._obs_template.index_select(0, self.t)
+        token = self.window.gather(1, self._window_column.index_select(0, self.t))
+        obs.scatter_(1, token.clamp(min=0), (token >= 0).float())
         return obs
 
     @staticmethod
@@ -115,7 +121,7 @@ class MultiCueDelay(VectorTask):
         return float(vocab_size) ** -num_cues
 
     def oracle_action(self) -> torch.Tensor:
-        return self._target()
+        return self._target().clamp(min=0)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {"t": self.t, "window": self.window, "cues": self.cues, "num_correct": self.num_correct}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.sampling import one_hot_into
+from lightning_memrl.envs.sampling import put_rows, redraw_rows
 
 
 class NBack(VectorTask):
@@ -49,9 +49,13 @@ class NBack(VectorTask):
         self.n = n
         self.num_answers = horizon - n
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        # ring buffer of the last n + 1 tokens; the token of step t sits in column t % (n + 1)
-        self.recent = torch.zeros(num_envs, n + 1, dtype=torch.long, device=self.device)
+        # ring buffer of the last n + 1 tokens (the token of step t sits in column t % (n + 1)), then a
+        # -1 column that no action matches: the "answer" of the steps t < n
+        self.recent = torch.full((num_envs, n + 2), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        steps = torch.arange(horizon + 1, device=self.device)
+        self._current_column = (steps % (n + 1)).unsqueeze(1)
+        self._answer_column = torch.where(steps >= n, (steps - n) % (n + 1), n + 1).unsqueeze(1)
 
     @property
     def observation_size(self) -> int:
@@ -61,32 +65,35 @@ class NBack(VectorTask):
     def num_actions(self) -> int:
         return self.vocab_size
 
-    def _draw_tokens(self) -> torch.Tensor:
-        return torch.randint(self.vocab_size, (self.num_envs,), device=self.device, generator=self.generator)
+    def _draw_tokens(self, count: int) -> torch.Tensor:
+        return torch.randint(self.vocab_size, (count,), device=self.device, generator=self.generator)
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
-        self.recent[:, 0] = torch.where(mask, self._draw_tokens(), self.recent[:, 0])
-        self.t = torch.where(mask, 0, self.t)
-        self.num_correct = torch.where(mask, 0, self.num_correct)
+        rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
+        put_rows(self.recent[:, 0], rows, mask, self._draw_tokens(rows.shape[0]))
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
 
     def _target(self) -> torch.Tensor:
-        """The token of step t-n (`[N]`; meaningless for t < n)."""
-        return self.recent.gather(1, ((self.t - self.n) % (self.n + 1)).unsqueeze(1)).squeeze(1)
+        """The token of step t-n (`[N]`; -1, which no action matches, for t < n)."""
+        return self.recent.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
 
     def _advance(self, actions: torch.Tensor):
-        correct = (self.t >= self.n) & (actions == self._target())
-        self.num_correct = self.num_correct + correct
-        self.t = self.t + 1
-        self.recent.scatter_(1, (self.t % (self.n + 1)).unsqueeze(1), self._draw_tokens().unsqueeze(1))
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
+        column = self._current_column.index_select(0, self.t)
+        self.recent.scatter_(1, column, self._draw_tokens(self.num_envs).unsqueeze(1))
         done = self.t == self.horizon
         success = done & (self.num_correct == self.num_answers)
-        return correct.float() / self.num_answers, done, torch.zeros_like(done), success
+        return correct * (1.0 / self.num_answers), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
         obs = torch.zeros(self.num_envs, self.vocab_size, device=self.device)
-        token = self.recent.gather(1, (self.t % (self.n + 1)).unsqueeze(1)).squeeze(1)
-        one_hot_into(obs, token, torch.ones(self.num_envs, device=self.device))
-        return obs
+        token = self.recent.gather(1, self._current_column.index_select(0, self.t))
+        return obs.scatter_(1, token, 1.0)
 
     @staticmethod
     def chance_level(horizon: int = 50, vocab_size: int = 8, n: int = 2) -> float:
@@ -94,7 +101,7 @@ class NBack(VectorTask):
         return float(vocab_size) ** -(horizon - n)
 
     def oracle_action(self) -> torch.Tensor:
-        return self._target()
+        return self._target().clamp(min=0)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {"t": self.t, "recent": self.recent, "num_correct": self.num_correct}

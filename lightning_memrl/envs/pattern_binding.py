@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.sampling import one_hot_into, put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 
 
 class PatternBinding(VectorTask):
@@ -79,8 +79,28 @@ class PatternBinding(VectorTask):
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         # A_1 B_1 ... A_M B_M token by token, then the queried A_q
         self.tape = torch.zeros(num_envs, self.presentation_len + pattern_len, dtype=torch.long, device=self.device)
-        self.answer = torch.zeros(num_envs, pattern_len, dtype=torch.long, device=self.device)
+        # B_q, then a -1 column that no action matches (no answer due)
+        self.answer = torch.full((num_envs, pattern_len + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._build_schedule()
+
+    def _build_schedule(self) -> None:
+        """Per-step lookup tables (indexed by t in 0 .. horizon), so a step does no phase arithmetic."""
+        steps = torch.arange(self.horizon + 1, device=self.device)
+        presenting = steps < self.presentation_len
+        querying = (steps >= self.query_start) & (steps < self.response_start)
+        responding = (steps >= self.response_start) & (steps < self.horizon)
+        is_cue = presenting & ((steps // self.pattern_len) % 2 == 0)
+        self._obs_template = torch.zeros(self.horizon + 1, self.vocab_size + 4, device=self.device)
+        self._obs_template[:, -4] = is_cue.float()
+        self._obs_template[:, -3] = (presenting & ~is_cue).float()
+        self._obs_template[:, -2] = querying.float()
+        self._obs_template[:, -1] = responding.float()
+        query_column = (steps - self.query_start).clamp(0, self.pattern_len - 1) + self.presentation_len
+        self._shown_column = torch.where(presenting, steps, query_column).unsqueeze(1)
+        self._shown = (presenting | querying).float().unsqueeze(1)
+        response_index = steps - self.response_start
+        self._answer_column = torch.where(responding, response_index, self.pattern_len).unsqueeze(1)
 
     @property
     def observation_size(self) -> int:
@@ -102,6 +122,8 @@ class PatternBinding(VectorTask):
 
     def _reset_envs(self, mask: torch.Tensor) -> None:
         rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
         count, pairs, length = rows.shape[0], self.num_patterns, self.pattern_len
         cues = self._distinct_patterns(count)
         targets = torch.randint(self.vocab_size, (count, pairs, length), device=self.device, generator=self.generator)
@@ -109,37 +131,26 @@ class PatternBinding(VectorTask):
         presentation = torch.stack([cues, targets], dim=2).reshape(count, 2 * pairs * length)
         tape = torch.cat([presentation, cues.gather(1, query).squeeze(1)], dim=1)
         put_rows(self.tape, rows, mask, tape)
-        put_rows(self.answer, rows, mask, targets.gather(1, query).squeeze(1))
-        self.t = torch.where(mask, 0, self.t)
-        self.num_correct = torch.where(mask, 0, self.num_correct)
+        put_rows(self.answer[:, :length], rows, mask, targets.gather(1, query).squeeze(1))
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
 
     def _target(self) -> torch.Tensor:
-        """The token due at the current response step (`[N]`; meaningless outside the response phase)."""
-        index = (self.t - self.response_start).clamp(0, self.pattern_len - 1)
-        return self.answer.gather(1, index.unsqueeze(1)).squeeze(1)
+        """The token due now (`[N]`; -1, which no action matches, outside the response phase)."""
+        return self.answer.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
 
     def _advance(self, actions: torch.Tensor):
-        correct = (self.t >= self.response_start) & (actions == self._target())
-        self.num_correct = self.num_correct + correct
-        self.t = self.t + 1
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
         done = self.t == self.horizon
         success = done & (self.num_correct == self.pattern_len)
-        return correct.float() / self.pattern_len, done, torch.zeros_like(done), success
+        return correct * (1.0 / self.pattern_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        t = self.t
-        obs = torch.zeros(self.num_envs, self.vocab_size + 4, device=self.device)
-        presenting = t < self.presentation_len
-        querying = (t >= self.query_start) & (t < self.response_start)
-        query_column = (t - self.query_start).clamp(0, self.pattern_len - 1) + self.presentation_len
-        column = torch.where(presenting, t, query_column)
-        token = self.tape.gather(1, column.unsqueeze(1)).squeeze(1)
-        one_hot_into(obs, token, (presenting | querying).float())
-        is_cue = presenting & ((t // self.pattern_len) % 2 == 0)
-        obs[:, -4] = is_cue.float()
-        obs[:, -3] = (presenting & ~is_cue).float()
-        obs[:, -2] = querying.float()
-        obs[:, -1] = ((t >= self.response_start) & (t < self.horizon)).float()
+        obs = self._obs_template.index_select(0, self.t)
+        token = self.tape.gather(1, self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, token, self._shown.index_select(0, self.t))
         return obs
 
     @staticmethod
@@ -148,7 +159,7 @@ class PatternBinding(VectorTask):
         return float(vocab_size) ** -pattern_len
 
     def oracle_action(self) -> torch.Tensor:
-        return self._target()
+        return self._target().clamp(min=0)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         return {"t": self.t, "tape": self.tape, "answer": self.answer, "num_correct": self.num_correct}
