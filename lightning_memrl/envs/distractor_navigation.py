@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.sampling import one_hot_into, put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 
 
 class DistractorNavigation(VectorTask):
@@ -101,7 +101,7 @@ class DistractorNavigation(VectorTask):
     def _observe(self) -> torch.Tensor:
         k = self.num_targets
         obs = torch.zeros(self.num_envs, 2 * k + 1, device=self.device)
-        one_hot_into(obs, self.cue, (self.t == 0).float())
+        obs.scatter_(1, self.cue.unsqueeze(1), (self.t == 0).float().unsqueeze(1))
         obs[:, k : 2 * k] = (self.targets == self.position.unsqueeze(1)).float()
         obs[:, -1] = self.position.float() / max(self.track_len - 1, 1)
         return obs

@@ -1,4 +1,4 @@
-"""Batched helpers the tasks share: redraw the rows of finished envs, write one-hot observations.
+"""Batched helpers the tasks share: draw new episode content for the rows of finished envs.
 
 Fixed-length tasks hold an episode's content (sequences, keys, maps) as `[N, ...]` tensors and must
 redraw it only for the envs whose episode ends. On CPU the cheapest way is to draw exactly those rows
@@ -12,6 +12,11 @@ from __future__ import annotations
 import torch
 
 
+def draws_every_row(device: torch.device) -> bool:
+    """Whether new episode content is drawn for every row (accelerators) or only the reset rows (CPU)."""
+    return device.type != "cpu"
+
+
 def redraw_rows(mask: torch.Tensor) -> torch.Tensor:
     """Row indices to draw new episode content for.
 
@@ -21,25 +26,27 @@ def redraw_rows(mask: torch.Tensor) -> torch.Tensor:
     Returns:
         `[M]` long: on CPU the rows where `mask` is true; elsewhere all `N` rows (no host sync).
     """
-    if mask.device.type == "cpu":
-        return mask.nonzero().squeeze(1)
-    return torch.arange(mask.shape[0], device=mask.device)
+    if draws_every_row(mask.device):
+        return torch.arange(mask.shape[0], device=mask.device)
+    return mask.nonzero().squeeze(1)
 
 
 def put_rows(dst: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> None:
     """Write `values [M, ...]` into the rows of `dst [N, ...]` chosen by `redraw_rows(mask)`, in place.
 
+    With all `N` rows drawn, the rows where `mask` is false keep their content.
+
     Args:
-        dst: the task tensor to update.
+        dst: the task tensor to update (may be a view of one).
         rows: the indices `redraw_rows(mask)` returned.
         mask: `[N]` bool, true where an episode starts.
         values: new content, one row per entry of `rows`.
     """
-    if mask.device.type == "cpu":
-        dst[rows] = values
-    else:
+    if rows.shape[0] == dst.shape[0]:
         keep_old = ~mask.view(-1, *([1] * (dst.dim() - 1)))
         dst.copy_(torch.where(keep_old, dst, values))
+    else:
+        dst[rows] = values
 
 
 def random_subsets(rows: int, population: int, size: int, generator: torch.Generator, device: torch.device):
@@ -49,15 +56,3 @@ def random_subsets(rows: int, population: int, size: int, generator: torch.Gener
     """
     keys = torch.rand(rows, population, device=device, generator=generator)
     return keys.argsort(dim=1)[:, :size]
-
-
-def one_hot_into(obs: torch.Tensor, index: torch.Tensor, value: torch.Tensor, offset: int = 0) -> None:
-    """Set `obs[i, offset + index[i]] = value[i]` for every row, in place.
-
-    Args:
-        obs: `[N, F]` float observation buffer (zeros in the written block).
-        index: `[N]` long, the hot position within the block (any valid value where `value` is 0).
-        value: `[N]` float, 1 where the one-hot is shown and 0 where the block stays blank.
-        offset: first column of the one-hot block.
-    """
-    obs.scatter_(1, (index + offset).unsqueeze(1), value.unsqueeze(1))
