@@ -1,10 +1,11 @@
 """`memrl bench envs`: env-only throughput (env-steps/s) of every registered task.
 
-    memrl bench envs [--num-envs 4096] [--device cpu] [--difficulty easy] [--steps 300]
+    memrl bench envs [--num-envs 4096] [--device cpu] [--difficulty easy] [--steps N]
                      [--tasks copy_memory,n_back] [--threads 2] [--json envs.json]
 
 Actions are drawn uniformly in advance (on the task's device), so only `env.step` is timed; one
-env-step is one environment advancing one step, so a batch step of N envs counts N.
+env-step is one environment advancing one step, so a batch step of N envs counts N. By default the
+timed window is at least one horizon long, so the episode resets are part of the measurement.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def measure_task(
     num_envs: int,
     device: torch.device | str = "cpu",
     difficulty: str | None = "easy",
-    steps: int = 300,
+    steps: int | None = None,
     warmup: int = 30,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -38,16 +39,17 @@ def measure_task(
         num_envs: environments stepped together.
         device: device of the task tensors (and of the pre-drawn actions).
         difficulty: difficulty preset (None: the task's defaults).
-        steps: timed batch steps.
+        steps: timed batch steps (default: the larger of 300 and the task's horizon).
         warmup: untimed batch steps first (allocator and caches warm up).
         seed: seed of the task and of the actions.
 
     Returns:
         A row: task, difficulty, num_envs, device, steps, seconds and `env_steps_per_s`.
     """
+    env = make_task(name, num_envs, device=device, seed=seed, difficulty=difficulty)
+    steps = max(300, env.horizon) if steps is None else steps
     if steps < 1 or warmup < 0:
         raise ConfigError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
-    env = make_task(name, num_envs, device=device, seed=seed, difficulty=difficulty)
     device = env.device
     generator = torch.Generator(device=device).manual_seed(seed)
     actions = torch.randint(env.num_actions, (warmup + steps, num_envs), device=device, generator=generator)
@@ -93,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-envs", type=int, default=4096, help="environments per task (default 4096)")
     parser.add_argument("--device", default="cpu", help="device of the tasks, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--difficulty", default="easy", choices=DIFFICULTIES, help="difficulty preset")
-    parser.add_argument("--steps", type=int, default=300, help="timed batch steps per task")
+    parser.add_argument("--steps", type=int, default=None, help="timed batch steps (default max(300, horizon))")
     parser.add_argument("--warmup", type=int, default=30, help="untimed batch steps per task")
     parser.add_argument("--tasks", default=None, help="comma-separated task names (default: every task)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the run")

@@ -68,12 +68,13 @@ class AssociativeRecall(VectorTask):
         steps = torch.arange(self.horizon + 1, device=self.device)
         presenting = steps < 2 * self.num_pairs
         at_query = steps == self.horizon - 1
-        self._obs_template = torch.zeros(self.horizon + 1, self.vocab_size + 3, device=self.device)
-        self._obs_template[:, -3] = (presenting & (steps % 2 == 0)).float()
-        self._obs_template[:, -2] = (presenting & (steps % 2 == 1)).float()
-        self._obs_template[:, -1] = at_query.float()
-        self._shown_column = torch.where(presenting, steps, 2 * self.num_pairs).unsqueeze(1)
-        self._shown = (presenting | at_query).float().unsqueeze(1)
+        # the flag columns (key, value, query) of every step
+        self._flags = torch.stack(
+            [presenting & (steps % 2 == 0), presenting & (steps % 2 == 1), at_query], dim=1
+        ).float()
+        self._shown_column = torch.where(presenting, steps, 2 * self.num_pairs)
+        self._shown = (presenting | at_query).float()
+        self._row_start = torch.arange(self.num_envs, device=self.device) * (2 * self.num_pairs + 1)
 
     @property
     def observation_size(self) -> int:
@@ -104,9 +105,10 @@ class AssociativeRecall(VectorTask):
         return correct.float(), at_query, torch.zeros_like(at_query), correct
 
     def _observe(self) -> torch.Tensor:
-        obs = self._obs_template.index_select(0, self.t)
-        item = self.tape.gather(1, self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, item, self._shown.index_select(0, self.t))
+        obs = torch.zeros(self.num_envs, self.vocab_size + 3, device=self.device)
+        item = torch.take(self.tape, self._row_start + self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, item.unsqueeze(1), self._shown.index_select(0, self.t).unsqueeze(1))
+        obs[:, -3:] = self._flags.index_select(0, self.t)
         return obs
 
     @staticmethod

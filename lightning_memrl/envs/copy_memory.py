@@ -64,13 +64,12 @@ class CopyMemory(VectorTask):
         steps = torch.arange(self.horizon + 1, device=self.device)
         writing = steps < self.seq_len
         reading = (steps >= self.read_start) & (steps < self.horizon)
-        self._obs_template = torch.zeros(self.horizon + 1, self.vocab_size + 2, device=self.device)
-        self._obs_template[:, -2] = writing.float()
-        self._obs_template[:, -1] = reading.float()
-        self._shown_column = steps.clamp(max=self.seq_len - 1).unsqueeze(1)
-        self._shown = writing.float().unsqueeze(1)
+        self._writing = writing.float()
+        self._reading = reading.float()
+        self._shown_column = steps.clamp(max=self.seq_len - 1)
         read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
-        self._answer_column = torch.where(reading, read_index, self.seq_len).unsqueeze(1)
+        self._answer_column = torch.where(reading, read_index, self.seq_len)
+        self._row_start = torch.arange(self.num_envs, device=self.device) * (self.seq_len + 1)
 
     @property
     def observation_size(self) -> int:
@@ -93,7 +92,7 @@ class CopyMemory(VectorTask):
 
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
-        return self.sequence.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
+        return torch.take(self.sequence, self._row_start + self._answer_column.index_select(0, self.t))
 
     def _advance(self, actions: torch.Tensor):
         correct = actions == self._target()
@@ -104,9 +103,12 @@ class CopyMemory(VectorTask):
         return correct * (1.0 / self.seq_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = self._obs_template.index_select(0, self.t)
-        token = self.sequence.gather(1, self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, token, self._shown.index_select(0, self.t))
+        obs = torch.zeros(self.num_envs, self.vocab_size + 2, device=self.device)
+        writing = self._writing.index_select(0, self.t)
+        token = torch.take(self.sequence, self._row_start + self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, token.unsqueeze(1), writing.unsqueeze(1))
+        obs[:, -2] = writing
+        obs[:, -1] = self._reading.index_select(0, self.t)
         return obs
 
     @staticmethod

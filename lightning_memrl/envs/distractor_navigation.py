@@ -67,8 +67,13 @@ class DistractorNavigation(VectorTask):
         self.position = torch.full((num_envs,), self.start, dtype=torch.long, device=self.device)
         # cell of the target of each colour
         self.targets = torch.zeros(num_envs, self.num_targets, dtype=torch.long, device=self.device)
+        # the colour of the target on each cell, or num_targets where there is none
+        self.cells = torch.full((num_envs, track_len), self.num_targets, dtype=torch.long, device=self.device)
         self.cue = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.goal = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._row_start = torch.arange(num_envs, device=self.device) * track_len
+        self._position_feature = torch.arange(track_len, device=self.device) / max(track_len - 1, 1)
+        self._ones = torch.ones(num_envs, 1, device=self.device)
 
     @property
     def observation_size(self) -> int:
@@ -85,7 +90,10 @@ class DistractorNavigation(VectorTask):
         count = rows.shape[0]
         targets = random_subsets(count, self.track_len, self.num_targets, self.generator, self.device)
         cue = torch.randint(self.num_targets, (count, 1), device=self.device, generator=self.generator)
+        cells = torch.full((count, self.track_len), self.num_targets, dtype=torch.long, device=self.device)
+        cells.scatter_(1, targets, torch.arange(self.num_targets, device=self.device).expand(count, -1))
         put_rows(self.targets, rows, mask, targets)
+        put_rows(self.cells, rows, mask, cells)
         put_rows(self.cue, rows, mask, cue.squeeze(1))
         put_rows(self.goal, rows, mask, targets.gather(1, cue).squeeze(1))
         self.t.masked_fill_(mask, 0)
@@ -102,8 +110,10 @@ class DistractorNavigation(VectorTask):
         k = self.num_targets
         obs = torch.zeros(self.num_envs, 2 * k + 1, device=self.device)
         obs.scatter_(1, self.cue.unsqueeze(1), (self.t == 0).float().unsqueeze(1))
-        obs[:, k : 2 * k] = (self.targets == self.position.unsqueeze(1)).float()
-        obs[:, -1] = self.position.float() / max(self.track_len - 1, 1)
+        # colour k (no target) lands in the position column, which is written next
+        colour = torch.take(self.cells, self._row_start + self.position)
+        obs.scatter_(1, (colour + k).unsqueeze(1), self._ones)
+        obs[:, -1] = self._position_feature.index_select(0, self.position)
         return obs
 
     @staticmethod
@@ -115,4 +125,11 @@ class DistractorNavigation(VectorTask):
         return torch.sign(self.goal - self.position) + 1
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
-        return {"t": self.t, "position": self.position, "targets": self.targets, "cue": self.cue, "goal": self.goal}
+        return {
+            "t": self.t,
+            "position": self.position,
+            "targets": self.targets,
+            "cells": self.cells,
+            "cue": self.cue,
+            "goal": self.goal,
+        }

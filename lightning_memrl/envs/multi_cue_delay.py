@@ -69,10 +69,12 @@ class MultiCueDelay(VectorTask):
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         steps = torch.arange(horizon + 1, device=self.device)
         querying = (steps >= self.query_start) & (steps < horizon)
-        self._obs_template = torch.zeros(horizon + 1, vocab_size + 1, device=self.device)
-        self._obs_template[:, -1] = querying.float()
-        self._window_column = steps.clamp(max=presentation_len).unsqueeze(1)
-        self._answer_column = torch.where(querying, steps - self.query_start, num_cues).unsqueeze(1)
+        self._querying = querying.float()
+        self._window_column = steps.clamp(max=presentation_len)
+        self._answer_column = torch.where(querying, steps - self.query_start, num_cues)
+        rows = torch.arange(num_envs, device=self.device)
+        self._window_row_start = rows * (presentation_len + 1)
+        self._cue_row_start = rows * (num_cues + 1)
 
     @property
     def observation_size(self) -> int:
@@ -99,7 +101,7 @@ class MultiCueDelay(VectorTask):
 
     def _target(self) -> torch.Tensor:
         """The cue due now (`[N]`; -1, which no action matches, outside the query phase)."""
-        return self.cues.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
+        return torch.take(self.cues, self._cue_row_start + self._answer_column.index_select(0, self.t))
 
     def _advance(self, actions: torch.Tensor):
         correct = actions == self._target()
@@ -110,9 +112,10 @@ class MultiCueDelay(VectorTask):
         return correct * (1.0 / self.num_cues), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = self._obs_template.index_select(0, self.t)
-        token = self.window.gather(1, self._window_column.index_select(0, self.t))
-        obs.scatter_(1, token.clamp(min=0), (token >= 0).float())
+        obs = torch.zeros(self.num_envs, self.vocab_size + 1, device=self.device)
+        token = torch.take(self.window, self._window_row_start + self._window_column.index_select(0, self.t))
+        obs.scatter_(1, token.clamp(min=0).unsqueeze(1), (token >= 0).float().unsqueeze(1))
+        obs[:, -1] = self._querying.index_select(0, self.t)
         return obs
 
     @staticmethod

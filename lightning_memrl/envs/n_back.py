@@ -54,8 +54,10 @@ class NBack(VectorTask):
         self.recent = torch.full((num_envs, n + 2), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         steps = torch.arange(horizon + 1, device=self.device)
-        self._current_column = (steps % (n + 1)).unsqueeze(1)
-        self._answer_column = torch.where(steps >= n, (steps - n) % (n + 1), n + 1).unsqueeze(1)
+        self._current_column = steps % (n + 1)
+        self._answer_column = torch.where(steps >= n, (steps - n) % (n + 1), n + 1)
+        self._row_start = torch.arange(num_envs, device=self.device) * (n + 2)
+        self._ones = torch.ones(num_envs, 1, device=self.device)
 
     @property
     def observation_size(self) -> int:
@@ -78,13 +80,13 @@ class NBack(VectorTask):
 
     def _target(self) -> torch.Tensor:
         """The token of step t-n (`[N]`; -1, which no action matches, for t < n)."""
-        return self.recent.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
+        return torch.take(self.recent, self._row_start + self._answer_column.index_select(0, self.t))
 
     def _advance(self, actions: torch.Tensor):
         correct = actions == self._target()
         self.num_correct += correct
         self.t += 1
-        column = self._current_column.index_select(0, self.t)
+        column = self._current_column.index_select(0, self.t).unsqueeze(1)
         self.recent.scatter_(1, column, self._draw_tokens(self.num_envs).unsqueeze(1))
         done = self.t == self.horizon
         success = done & (self.num_correct == self.num_answers)
@@ -92,8 +94,8 @@ class NBack(VectorTask):
 
     def _observe(self) -> torch.Tensor:
         obs = torch.zeros(self.num_envs, self.vocab_size, device=self.device)
-        token = self.recent.gather(1, self._current_column.index_select(0, self.t))
-        return obs.scatter_(1, token, 1.0)
+        token = torch.take(self.recent, self._row_start + self._current_column.index_select(0, self.t))
+        return obs.scatter_(1, token.unsqueeze(1), self._ones)
 
     @staticmethod
     def chance_level(horizon: int = 50, vocab_size: int = 8, n: int = 2) -> float:

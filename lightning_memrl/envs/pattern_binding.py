@@ -91,16 +91,15 @@ class PatternBinding(VectorTask):
         querying = (steps >= self.query_start) & (steps < self.response_start)
         responding = (steps >= self.response_start) & (steps < self.horizon)
         is_cue = presenting & ((steps // self.pattern_len) % 2 == 0)
-        self._obs_template = torch.zeros(self.horizon + 1, self.vocab_size + 4, device=self.device)
-        self._obs_template[:, -4] = is_cue.float()
-        self._obs_template[:, -3] = (presenting & ~is_cue).float()
-        self._obs_template[:, -2] = querying.float()
-        self._obs_template[:, -1] = responding.float()
+        # the flag columns (cue pattern, target pattern, query, response) of every step
+        self._flags = torch.stack([is_cue, presenting & ~is_cue, querying, responding], dim=1).float()
         query_column = (steps - self.query_start).clamp(0, self.pattern_len - 1) + self.presentation_len
-        self._shown_column = torch.where(presenting, steps, query_column).unsqueeze(1)
-        self._shown = (presenting | querying).float().unsqueeze(1)
-        response_index = steps - self.response_start
-        self._answer_column = torch.where(responding, response_index, self.pattern_len).unsqueeze(1)
+        self._shown_column = torch.where(presenting, steps, query_column)
+        self._shown = (presenting | querying).float()
+        self._answer_column = torch.where(responding, steps - self.response_start, self.pattern_len)
+        rows = torch.arange(self.num_envs, device=self.device)
+        self._tape_row_start = rows * (self.presentation_len + self.pattern_len)
+        self._answer_row_start = rows * (self.pattern_len + 1)
 
     @property
     def observation_size(self) -> int:
@@ -137,7 +136,7 @@ class PatternBinding(VectorTask):
 
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the response phase)."""
-        return self.answer.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
+        return torch.take(self.answer, self._answer_row_start + self._answer_column.index_select(0, self.t))
 
     def _advance(self, actions: torch.Tensor):
         correct = actions == self._target()
@@ -148,9 +147,10 @@ class PatternBinding(VectorTask):
         return correct * (1.0 / self.pattern_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = self._obs_template.index_select(0, self.t)
-        token = self.tape.gather(1, self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, token, self._shown.index_select(0, self.t))
+        obs = torch.zeros(self.num_envs, self.vocab_size + 4, device=self.device)
+        token = torch.take(self.tape, self._tape_row_start + self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, token.unsqueeze(1), self._shown.index_select(0, self.t).unsqueeze(1))
+        obs[:, -4:] = self._flags.index_select(0, self.t)
         return obs
 
     @staticmethod

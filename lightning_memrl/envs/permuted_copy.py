@@ -68,15 +68,14 @@ class PermutedCopy(VectorTask):
         steps = torch.arange(self.horizon + 1, device=self.device)
         writing = steps < self.seq_len
         reading = (steps >= self.read_start) & (steps < self.horizon)
-        self._obs_template = torch.zeros(self.horizon + 1, self.observation_size, device=self.device)
-        self._obs_template[:, self.vocab_size] = writing.float()
-        self._obs_template[:, self.vocab_size + 1] = reading.float()
-        self._shown_column = steps.clamp(max=self.seq_len - 1).unsqueeze(1)
-        self._writing = writing.float().unsqueeze(1)
-        self._reading = reading.float().unsqueeze(1)
-        read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
-        self._order_column = read_index.unsqueeze(1)
-        self._answer_column = torch.where(reading, read_index, self.seq_len).unsqueeze(1)
+        self._writing = writing.float()
+        self._reading = reading.float()
+        self._shown_column = steps.clamp(max=self.seq_len - 1)
+        self._read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
+        self._answer_column = torch.where(reading, self._read_index, self.seq_len)
+        rows = torch.arange(self.num_envs, device=self.device)
+        self._row_start = rows * self.seq_len
+        self._answer_row_start = rows * (self.seq_len + 1)
 
     @property
     def observation_size(self) -> int:
@@ -101,7 +100,7 @@ class PermutedCopy(VectorTask):
 
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
-        return self.answers.gather(1, self._answer_column.index_select(0, self.t)).squeeze(1)
+        return torch.take(self.answers, self._answer_row_start + self._answer_column.index_select(0, self.t))
 
     def _advance(self, actions: torch.Tensor):
         correct = actions == self._target()
@@ -112,11 +111,16 @@ class PermutedCopy(VectorTask):
         return correct * (1.0 / self.seq_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = self._obs_template.index_select(0, self.t)
-        token = self.sequence.gather(1, self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, token, self._writing.index_select(0, self.t))
-        requested = self.order.gather(1, self._order_column.index_select(0, self.t))
-        obs.scatter_(1, requested + (self.vocab_size + 2), self._reading.index_select(0, self.t))
+        vocab = self.vocab_size
+        obs = torch.zeros(self.num_envs, self.observation_size, device=self.device)
+        writing = self._writing.index_select(0, self.t)
+        reading = self._reading.index_select(0, self.t)
+        token = torch.take(self.sequence, self._row_start + self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, token.unsqueeze(1), writing.unsqueeze(1))
+        obs[:, vocab] = writing
+        obs[:, vocab + 1] = reading
+        requested = torch.take(self.order, self._row_start + self._read_index.index_select(0, self.t))
+        obs.scatter_(1, (requested + (vocab + 2)).unsqueeze(1), reading.unsqueeze(1))
         return obs
 
     @staticmethod
