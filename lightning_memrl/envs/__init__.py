@@ -1,7 +1,14 @@
 """Torch-native vectorized memory tasks and their registry."""
 
+from lightning_memrl.envs.associative_recall import AssociativeRecall
 from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.copy_memory import CopyMemory
 from lightning_memrl.envs.delayed_cue import DelayedCue
+from lightning_memrl.envs.distractor_navigation import DistractorNavigation
+from lightning_memrl.envs.multi_cue_delay import MultiCueDelay
+from lightning_memrl.envs.n_back import NBack
+from lightning_memrl.envs.pattern_binding import PatternBinding
+from lightning_memrl.envs.permuted_copy import PermutedCopy
 from lightning_memrl.envs.registry import (
     DIFFICULTIES,
     TaskSpec,
@@ -10,10 +17,19 @@ from lightning_memrl.envs.registry import (
     register_task,
     task_names,
 )
+from lightning_memrl.envs.t_maze import TMaze
 
 __all__ = [
     "DIFFICULTIES",
+    "AssociativeRecall",
+    "CopyMemory",
     "DelayedCue",
+    "DistractorNavigation",
+    "MultiCueDelay",
+    "NBack",
+    "PatternBinding",
+    "PermutedCopy",
+    "TMaze",
     "TaskSpec",
     "VectorTask",
     "get_task_spec",

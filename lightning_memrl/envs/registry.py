@@ -11,8 +11,16 @@ from typing import Any
 
 import torch
 
+from lightning_memrl.envs.associative_recall import AssociativeRecall
 from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.copy_memory import CopyMemory
 from lightning_memrl.envs.delayed_cue import DelayedCue
+from lightning_memrl.envs.distractor_navigation import DistractorNavigation
+from lightning_memrl.envs.multi_cue_delay import MultiCueDelay
+from lightning_memrl.envs.n_back import NBack
+from lightning_memrl.envs.pattern_binding import PatternBinding
+from lightning_memrl.envs.permuted_copy import PermutedCopy
+from lightning_memrl.envs.t_maze import TMaze
 from lightning_memrl.errors import ConfigError
 
 DIFFICULTIES = ("easy", "medium", "hard", "extreme")
@@ -103,5 +111,124 @@ register_task(
             "extreme": {"horizon": 5000, "num_cues": 16},
         },
         target_success={"easy": 0.95, "medium": 0.90, "hard": 0.80, "extreme": 0.70},
+    )
+)
+
+# The defaults are the seed tasks' defaults (what users of Pseudo-Mamba v2 and MMABA know); the
+# presets put each difficulty's horizon in its range (easy 50-200, medium 200-1K, hard 1K-5K,
+# extreme 5K-20K) and grow the item counts with it.
+_SEQUENCE_TARGETS = {"easy": 0.90, "medium": 0.85, "hard": 0.75, "extreme": 0.60}
+_DECISION_TARGETS = {"easy": 0.95, "medium": 0.90, "hard": 0.80, "extreme": 0.70}
+
+register_task(
+    TaskSpec(
+        name="copy_memory",
+        cls=CopyMemory,
+        defaults={"horizon": 30, "vocab_size": 8, "seq_len": 10},
+        difficulties={
+            "easy": {"horizon": 50, "seq_len": 10},
+            "medium": {"horizon": 200, "seq_len": 20},
+            "hard": {"horizon": 1000, "seq_len": 30},
+            "extreme": {"horizon": 5000, "seq_len": 50},
+        },
+        target_success=_SEQUENCE_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="associative_recall",
+        cls=AssociativeRecall,
+        defaults={"horizon": 19, "vocab_size": 8, "num_pairs": 4},
+        difficulties={
+            "easy": {"horizon": 50, "vocab_size": 8, "num_pairs": 4},
+            "medium": {"horizon": 200, "vocab_size": 16, "num_pairs": 8},
+            "hard": {"horizon": 1000, "vocab_size": 16, "num_pairs": 12},
+            "extreme": {"horizon": 5000, "vocab_size": 32, "num_pairs": 20},
+        },
+        target_success=_DECISION_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="n_back",
+        cls=NBack,
+        defaults={"horizon": 50, "vocab_size": 8, "n": 2},
+        difficulties={
+            "easy": {"horizon": 100, "n": 2},
+            "medium": {"horizon": 300, "n": 3},
+            "hard": {"horizon": 1000, "n": 4},
+            "extreme": {"horizon": 5000, "n": 5},
+        },
+        target_success=_SEQUENCE_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="multi_cue_delay",
+        cls=MultiCueDelay,
+        defaults={"horizon": 23, "vocab_size": 8, "num_cues": 3, "presentation_len": 10},
+        difficulties={
+            "easy": {"horizon": 100, "num_cues": 2, "presentation_len": 10},
+            "medium": {"horizon": 300, "num_cues": 4, "presentation_len": 10},
+            "hard": {"horizon": 1000, "num_cues": 6, "presentation_len": 20},
+            "extreme": {"horizon": 5000, "num_cues": 10, "presentation_len": 20},
+        },
+        target_success=_SEQUENCE_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="permuted_copy",
+        cls=PermutedCopy,
+        defaults={"horizon": 30, "vocab_size": 8, "seq_len": 10},
+        difficulties={
+            "easy": {"horizon": 50, "seq_len": 8},
+            "medium": {"horizon": 200, "seq_len": 15},
+            "hard": {"horizon": 1000, "seq_len": 25},
+            "extreme": {"horizon": 5000, "seq_len": 40},
+        },
+        target_success=_SEQUENCE_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="pattern_binding",
+        cls=PatternBinding,
+        defaults={"horizon": 22, "vocab_size": 8, "pattern_len": 3, "num_patterns": 1},
+        difficulties={
+            "easy": {"horizon": 100, "num_patterns": 3},
+            "medium": {"horizon": 300, "num_patterns": 5},
+            "hard": {"horizon": 1000, "num_patterns": 8},
+            "extreme": {"horizon": 5000, "num_patterns": 12},
+        },
+        target_success=_SEQUENCE_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="distractor_navigation",
+        cls=DistractorNavigation,
+        defaults={"horizon": 20, "track_len": 21, "num_distractors": 2},
+        difficulties={
+            "easy": {"horizon": 50, "track_len": 21, "num_distractors": 2},
+            "medium": {"horizon": 200, "track_len": 41, "num_distractors": 5},
+            "hard": {"horizon": 1000, "track_len": 101, "num_distractors": 10},
+            "extreme": {"horizon": 5000, "track_len": 201, "num_distractors": 20},
+        },
+        target_success=_DECISION_TARGETS,
+    )
+)
+register_task(
+    TaskSpec(
+        name="t_maze",
+        cls=TMaze,
+        defaults={"horizon": 1002},
+        difficulties={
+            "easy": {"horizon": 50},
+            "medium": {"horizon": 200},
+            "hard": {"horizon": 1000},
+            "extreme": {"horizon": 5000},
+        },
+        target_success=_DECISION_TARGETS,
     )
 )

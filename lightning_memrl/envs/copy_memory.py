@@ -1,0 +1,123 @@
+"""The copy task: watch a token sequence, wait through a delay, then write it back in order."""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.sampling import put_rows, redraw_rows
+
+
+class CopyMemory(VectorTask):
+    """Watch `seq_len` random tokens, wait, then output the same tokens in the same order.
+
+    - Episode: exactly `horizon` steps. Steps 0 .. seq_len-1 show the tokens (write phase), then
+      `delay = horizon - 2 * seq_len` blank steps, then `seq_len` read steps; the episode terminates
+      after the action at the last read step.
+    - Observation `[vocab_size + 2]`: the token one-hot during the write phase (zeros otherwise), the
+      write flag, the read flag.
+    - Actions: `vocab_size` discrete actions; at read step i the answer is token i. Actions at other
+      steps are ignored.
+    - Reward: `1 / seq_len` per correct answer (the return is the fraction of tokens right).
+    - Success: every token right. Chance level: `vocab_size ** -seq_len`.
+
+    Args:
+        num_envs: number of environments stepped together.
+        horizon: episode length in steps (>= 2 * seq_len).
+        vocab_size: number of distinct tokens (and actions).
+        seq_len: tokens to copy.
+        device: device of the task tensors.
+        seed: seed of the task's generator.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        horizon: int = 30,
+        vocab_size: int = 8,
+        seq_len: int = 10,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ):
+        if vocab_size < 2:
+            raise ValueError(f"copy_memory needs vocab_size >= 2, got {vocab_size}")
+        if seq_len < 1:
+            raise ValueError(f"copy_memory needs seq_len >= 1, got {seq_len}")
+        if horizon < 2 * seq_len:
+            raise ValueError(
+                f"copy_memory needs horizon >= 2 * seq_len = {2 * seq_len} (write + read phases), got {horizon}"
+            )
+        super().__init__(num_envs, device, seed)
+        self.horizon = horizon
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.delay = horizon - 2 * seq_len
+        self.read_start = seq_len + self.delay
+        self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        # the tokens, then a -1 column that no action matches (the "answer" outside the read phase)
+        self.sequence = torch.full((num_envs, seq_len + 1), -1, dtype=torch.long, device=self.device)
+        self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._build_schedule()
+
+    def _build_schedule(self) -> None:
+        """Per-step lookup tables (indexed by t in 0 .. horizon), so a step does no phase arithmetic."""
+        steps = torch.arange(self.horizon + 1, device=self.device)
+        writing = steps < self.seq_len
+        reading = (steps >= self.read_start) & (steps < self.horizon)
+        self._writing = writing.float()
+        self._reading = reading.float()
+        self._shown_column = steps.clamp(max=self.seq_len - 1)
+        read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
+        self._answer_column = torch.where(reading, read_index, self.seq_len)
+        self._row_start = torch.arange(self.num_envs, device=self.device) * (self.seq_len + 1)
+
+    @property
+    def observation_size(self) -> int:
+        return self.vocab_size + 2
+
+    @property
+    def num_actions(self) -> int:
+        return self.vocab_size
+
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
+        fresh = torch.randint(
+            self.vocab_size, (rows.shape[0], self.seq_len), device=self.device, generator=self.generator
+        )
+        put_rows(self.sequence[:, : self.seq_len], rows, mask, fresh)
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
+
+    def _target(self) -> torch.Tensor:
+        """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
+        return torch.take(self.sequence, self._row_start + self._answer_column.index_select(0, self.t))
+
+    def _advance(self, actions: torch.Tensor):
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
+        done = self.t == self.horizon
+        success = done & (self.num_correct == self.seq_len)
+        return correct * (1.0 / self.seq_len), done, torch.zeros_like(done), success
+
+    def _observe(self) -> torch.Tensor:
+        obs = torch.zeros(self.num_envs, self.vocab_size + 2, device=self.device)
+        writing = self._writing.index_select(0, self.t)
+        token = torch.take(self.sequence, self._row_start + self._shown_column.index_select(0, self.t))
+        obs.scatter_(1, token.unsqueeze(1), writing.unsqueeze(1))
+        obs[:, -2] = writing
+        obs[:, -1] = self._reading.index_select(0, self.t)
+        return obs
+
+    @staticmethod
+    def chance_level(horizon: int = 30, vocab_size: int = 8, seq_len: int = 10) -> float:
+        """Success rate of a uniform random policy: every one of `seq_len` answers right."""
+        return float(vocab_size) ** -seq_len
+
+    def oracle_action(self) -> torch.Tensor:
+        return self._target().clamp(min=0)
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"t": self.t, "sequence": self.sequence, "num_correct": self.num_correct}

@@ -1,0 +1,130 @@
+"""Multi-cue delay: several cues at random times, a delay, then recall them in order."""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
+
+
+class MultiCueDelay(VectorTask):
+    """`num_cues` cues appear at random steps of a presentation window; after a delay, name them in order.
+
+    - Episode: exactly `horizon` steps. Steps 0 .. presentation_len-1 are the presentation window:
+      the cues appear at `num_cues` distinct random steps of it (uniform tokens), the other steps are
+      blank. Then `delay = horizon - presentation_len - num_cues` blank steps, then `num_cues` query
+      steps; the episode terminates after the action at the last query step.
+    - Observation `[vocab_size + 1]`: the cue one-hot when a cue is shown (zeros otherwise), then the
+      query flag.
+    - Actions: `vocab_size` discrete actions; at query step i the answer is the i-th cue shown.
+      Actions at other steps are ignored.
+    - Reward: `1 / num_cues` per correct answer (the return is the fraction of cues right).
+    - Success: every cue right, in order. Chance level: `vocab_size ** -num_cues`.
+
+    Args:
+        num_envs: number of environments stepped together.
+        horizon: episode length in steps (>= presentation_len + num_cues).
+        vocab_size: number of distinct cue tokens (and actions).
+        num_cues: cues to remember.
+        presentation_len: steps of the presentation window (>= num_cues).
+        device: device of the task tensors.
+        seed: seed of the task's generator.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        horizon: int = 23,
+        vocab_size: int = 8,
+        num_cues: int = 3,
+        presentation_len: int = 10,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ):
+        if vocab_size < 2:
+            raise ValueError(f"multi_cue_delay needs vocab_size >= 2, got {vocab_size}")
+        if not 1 <= num_cues <= presentation_len:
+            raise ValueError(
+                f"multi_cue_delay needs 1 <= num_cues <= presentation_len ({presentation_len}), got {num_cues}"
+            )
+        if horizon < presentation_len + num_cues:
+            raise ValueError(
+                f"multi_cue_delay needs horizon >= presentation_len + num_cues = {presentation_len + num_cues}, "
+                f"got {horizon}"
+            )
+        super().__init__(num_envs, device, seed)
+        self.horizon = horizon
+        self.vocab_size = vocab_size
+        self.num_cues = num_cues
+        self.presentation_len = presentation_len
+        self.delay = horizon - presentation_len - num_cues
+        self.query_start = horizon - num_cues
+        self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        # the presentation window: the cue token at a cue step, -1 at a blank step; the extra last
+        # column stays -1 and is what the steps after the window look at
+        self.window = torch.full((num_envs, presentation_len + 1), -1, dtype=torch.long, device=self.device)
+        # the cues in order of appearance, then a -1 column that no action matches (no answer due)
+        self.cues = torch.full((num_envs, num_cues + 1), -1, dtype=torch.long, device=self.device)
+        self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        steps = torch.arange(horizon + 1, device=self.device)
+        querying = (steps >= self.query_start) & (steps < horizon)
+        self._querying = querying.float()
+        self._window_column = steps.clamp(max=presentation_len)
+        self._answer_column = torch.where(querying, steps - self.query_start, num_cues)
+        rows = torch.arange(num_envs, device=self.device)
+        self._window_row_start = rows * (presentation_len + 1)
+        self._cue_row_start = rows * (num_cues + 1)
+
+    @property
+    def observation_size(self) -> int:
+        return self.vocab_size + 1
+
+    @property
+    def num_actions(self) -> int:
+        return self.vocab_size
+
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
+        count = rows.shape[0]
+        steps = random_subsets(count, self.presentation_len, self.num_cues, self.generator, self.device)
+        steps = steps.sort(dim=1).values
+        cues = torch.randint(self.vocab_size, (count, self.num_cues), device=self.device, generator=self.generator)
+        window = torch.full((count, self.presentation_len), -1, dtype=torch.long, device=self.device)
+        window.scatter_(1, steps, cues)
+        put_rows(self.window[:, : self.presentation_len], rows, mask, window)
+        put_rows(self.cues[:, : self.num_cues], rows, mask, cues)
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
+
+    def _target(self) -> torch.Tensor:
+        """The cue due now (`[N]`; -1, which no action matches, outside the query phase)."""
+        return torch.take(self.cues, self._cue_row_start + self._answer_column.index_select(0, self.t))
+
+    def _advance(self, actions: torch.Tensor):
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
+        done = self.t == self.horizon
+        success = done & (self.num_correct == self.num_cues)
+        return correct * (1.0 / self.num_cues), done, torch.zeros_like(done), success
+
+    def _observe(self) -> torch.Tensor:
+        obs = torch.zeros(self.num_envs, self.vocab_size + 1, device=self.device)
+        token = torch.take(self.window, self._window_row_start + self._window_column.index_select(0, self.t))
+        obs.scatter_(1, token.clamp(min=0).unsqueeze(1), (token >= 0).float().unsqueeze(1))
+        obs[:, -1] = self._querying.index_select(0, self.t)
+        return obs
+
+    @staticmethod
+    def chance_level(horizon: int = 23, vocab_size: int = 8, num_cues: int = 3, presentation_len: int = 10) -> float:
+        """Success rate of a uniform random policy: all `num_cues` answers right."""
+        return float(vocab_size) ** -num_cues
+
+    def oracle_action(self) -> torch.Tensor:
+        return self._target().clamp(min=0)
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"t": self.t, "window": self.window, "cues": self.cues, "num_correct": self.num_correct}

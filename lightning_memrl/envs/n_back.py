@@ -1,0 +1,109 @@
+"""N-back: a stream of tokens; at every step name the token seen `n` steps earlier."""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.sampling import put_rows, redraw_rows
+
+
+class NBack(VectorTask):
+    """A stream of random tokens; from step `n` on, answer the token shown `n` steps before.
+
+    - Episode: exactly `horizon` steps, one new uniform token shown per step. The episode
+      terminates after the action at step horizon-1.
+    - Observation `[vocab_size]`: the one-hot of the current token.
+    - Actions: `vocab_size` discrete actions; at step t >= n the answer is the token of step t-n.
+      Actions at steps t < n are ignored.
+    - Reward: `1 / (horizon - n)` per correct answer (the return is the fraction right).
+    - Success: all `horizon - n` answers right. Chance level: `vocab_size ** -(horizon - n)`.
+
+    Args:
+        num_envs: number of environments stepped together.
+        horizon: episode length in steps (> n).
+        vocab_size: number of distinct tokens (and actions).
+        n: how many steps back the answer lies (>= 1).
+        device: device of the task tensors.
+        seed: seed of the task's generator.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        horizon: int = 50,
+        vocab_size: int = 8,
+        n: int = 2,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ):
+        if vocab_size < 2:
+            raise ValueError(f"n_back needs vocab_size >= 2, got {vocab_size}")
+        if n < 1:
+            raise ValueError(f"n_back needs n >= 1, got {n}")
+        if horizon <= n:
+            raise ValueError(f"n_back needs horizon > n = {n} (at least one answer), got {horizon}")
+        super().__init__(num_envs, device, seed)
+        self.horizon = horizon
+        self.vocab_size = vocab_size
+        self.n = n
+        self.num_answers = horizon - n
+        self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        # ring buffer of the last n + 1 tokens (the token of step t sits in column t % (n + 1)), then a
+        # -1 column that no action matches: the "answer" of the steps t < n
+        self.recent = torch.full((num_envs, n + 2), -1, dtype=torch.long, device=self.device)
+        self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        steps = torch.arange(horizon + 1, device=self.device)
+        self._current_column = steps % (n + 1)
+        self._answer_column = torch.where(steps >= n, (steps - n) % (n + 1), n + 1)
+        self._row_start = torch.arange(num_envs, device=self.device) * (n + 2)
+        self._ones = torch.ones(num_envs, 1, device=self.device)
+
+    @property
+    def observation_size(self) -> int:
+        return self.vocab_size
+
+    @property
+    def num_actions(self) -> int:
+        return self.vocab_size
+
+    def _draw_tokens(self, count: int) -> torch.Tensor:
+        return torch.randint(self.vocab_size, (count,), device=self.device, generator=self.generator)
+
+    def _reset_envs(self, mask: torch.Tensor) -> None:
+        rows = redraw_rows(mask)
+        if rows.shape[0] == 0:
+            return
+        put_rows(self.recent[:, 0], rows, mask, self._draw_tokens(rows.shape[0]))
+        self.t.masked_fill_(mask, 0)
+        self.num_correct.masked_fill_(mask, 0)
+
+    def _target(self) -> torch.Tensor:
+        """The token of step t-n (`[N]`; -1, which no action matches, for t < n)."""
+        return torch.take(self.recent, self._row_start + self._answer_column.index_select(0, self.t))
+
+    def _advance(self, actions: torch.Tensor):
+        correct = actions == self._target()
+        self.num_correct += correct
+        self.t += 1
+        column = self._current_column.index_select(0, self.t).unsqueeze(1)
+        self.recent.scatter_(1, column, self._draw_tokens(self.num_envs).unsqueeze(1))
+        done = self.t == self.horizon
+        success = done & (self.num_correct == self.num_answers)
+        return correct * (1.0 / self.num_answers), done, torch.zeros_like(done), success
+
+    def _observe(self) -> torch.Tensor:
+        obs = torch.zeros(self.num_envs, self.vocab_size, device=self.device)
+        token = torch.take(self.recent, self._row_start + self._current_column.index_select(0, self.t))
+        return obs.scatter_(1, token.unsqueeze(1), self._ones)
+
+    @staticmethod
+    def chance_level(horizon: int = 50, vocab_size: int = 8, n: int = 2) -> float:
+        """Success rate of a uniform random policy: all `horizon - n` answers right."""
+        return float(vocab_size) ** -(horizon - n)
+
+    def oracle_action(self) -> torch.Tensor:
+        return self._target().clamp(min=0)
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"t": self.t, "recent": self.recent, "num_correct": self.num_correct}
