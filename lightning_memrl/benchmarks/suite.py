@@ -197,7 +197,7 @@ def resolved_config(run: SuiteRun) -> str:
     with _temporary_file(run.run_config_path, yaml.safe_dump(run.overrides, sort_keys=False)):
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
-            MemRLCLI(args=[*fit_command(run), "--print_config"], run=False)
+            MemRLCLI(args=[*fit_command(run), "--print_config"])  # prints and exits before fitting
     return buffer.getvalue()
 
 

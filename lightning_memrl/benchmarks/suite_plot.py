@@ -46,7 +46,10 @@ def _pyplot() -> Any:
 
 
 def learning_curve(log_dir: str | Path) -> tuple[list[float], list[float]]:
-    """`(env_steps, success_rate)` per PPO iteration from the TensorBoard event files in `log_dir`."""
+    """`(env_steps, success_rate)` per PPO iteration from the TensorBoard event files in `log_dir`
+    (empty lists when it holds none)."""
+    if not Path(log_dir).is_dir():
+        return [], []
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
@@ -91,7 +94,7 @@ def plot_learning_curves(records: list[dict[str, Any]], out: Path, logs: Path | 
     curves = []
     for record in records:
         log_dir = logs / record["run_id"] if logs is not None else Path(record["log_dir"])
-        steps, success = learning_curve(log_dir) if log_dir.is_dir() else ([], [])
+        steps, success = learning_curve(log_dir)
         if steps:
             curves.append((record, steps, success))
     if not curves:
@@ -134,6 +137,7 @@ def plot_success_vs_horizon(records: list[dict[str, Any]], out: Path) -> Path | 
     colors = _colors(plt, sorted({k[2] for k in latest}))
     fig, axes = _grid(plt, len(tasks))
     for ax, task in zip(axes, tasks, strict=True):
+        ticks: set[int] = set()
         for controller, color in colors.items():
             by_horizon: dict[int, list[float]] = {}
             for (t, _, c, _), record in latest.items():
@@ -142,10 +146,13 @@ def plot_success_vs_horizon(records: list[dict[str, Any]], out: Path) -> Path | 
             if not by_horizon:
                 continue
             horizons = sorted(by_horizon)
+            ticks.update(horizons)
             means = [statistics.fmean(by_horizon[h]) for h in horizons]
             stds = [statistics.stdev(by_horizon[h]) if len(by_horizon[h]) > 1 else 0.0 for h in horizons]
             ax.errorbar(horizons, means, yerr=stds, color=color, marker="o", capsize=3, label=controller)
         ax.set_xscale("log")
+        ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])  # the horizons run, not powers of 10
+        ax.minorticks_off()
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("horizon (steps)")
         ax.set_ylabel("final success rate")
