@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="suite YAML file (configs/suites/*.yaml)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their configs; train nothing")
-    parser.add_argument("--print-config", action="store_true", help="with --dry-run: complete resolved configs")
+    parser.add_argument("--print-config", action="store_true", help="dry-run showing the complete resolved configs")
     parser.add_argument("--results", help="JSON-lines results file (default: <root_dir>/results.jsonl)")
     parser.add_argument("--root-dir", help="log root of the runs (default: the suite's root_dir)")
     parser.add_argument(
@@ -114,7 +114,7 @@ def run_main(argv: Sequence[str]) -> int:
     root = Path(opts.root_dir) if opts.root_dir else suite.root_dir
     results = Path(opts.results) if opts.results else root / "results.jsonl"
     recorded = read_records(results)
-    if opts.dry_run:
+    if opts.dry_run or opts.print_config:
         return dry_run(runs, recorded, sys.stdout, full_config=opts.print_config)
     _check_tasks(runs)
     failures = 0

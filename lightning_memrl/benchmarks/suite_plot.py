@@ -119,7 +119,7 @@ def plot_learning_curves(records: list[dict[str, Any]], out: Path, logs: Path | 
         ax.set_ylabel("rollout success rate")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path = out / "learning_curves.png"
     fig.savefig(path, dpi=110)

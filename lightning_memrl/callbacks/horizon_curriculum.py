@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -22,7 +24,8 @@ class HorizonCurriculum(L.Callback):
     restarts the episodes in flight and saves the new task arguments in checkpoints. The
     evaluations and raises are kept in `state_dict` (`history`: iteration, env steps, horizon,
     success, new horizon), so a resumed run continues the same schedule. Logs `curriculum/horizon`
-    every iteration and `curriculum/success` at each evaluation.
+    every iteration and `curriculum/success` at each evaluation, and writes the history to
+    `curriculum.json` in the log dir when fitting ends (how far the horizon got, and when).
 
     The item counts (for example `num_cues`) stay fixed: only the horizon may change, since the
     agent's input and output layers depend on the task's spaces.
@@ -169,6 +172,14 @@ class HorizonCurriculum(L.Callback):
             self.horizon = new_horizon
         if trainer.strategy.reduce_boolean_decision(stop, all=True):
             trainer.should_stop = True
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        summary = {"horizon": self.horizon, "max_horizon": self.max_horizon, "history": self.history}
+        (log_dir / "curriculum.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     def _datamodule(self, trainer: L.Trainer) -> Any:
         dm = getattr(trainer, "datamodule", None)

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lightning_memrl.benchmarks import suite as suite_module
 from lightning_memrl.benchmarks.suite import main, read_records
-from lightning_memrl.benchmarks.suite_config import load_suite
+from lightning_memrl.benchmarks.suite_config import deep_merge, flatten, load_suite, nested
 from lightning_memrl.benchmarks.suite_plot import learning_curve
 from lightning_memrl.errors import ConfigError
 
@@ -125,6 +127,27 @@ def test_filters_select_runs(tmp_path):
         runs[0].matches(["colour=red"])
 
 
+_names = st.text("abcdefgh_", min_size=1, max_size=4)
+_trees = st.recursive(
+    st.integers() | st.booleans() | st.text(max_size=3),
+    lambda children: st.dictionaries(_names, children, min_size=1, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(_names, _trees, min_size=1, max_size=4))
+def test_dotted_and_nested_overrides_are_the_same_config(tree):
+    assert nested(flatten(tree)) == tree
+    assert deep_merge(tree, {}) == tree and deep_merge({}, tree) == tree
+
+
+@given(st.dictionaries(_names, _trees, max_size=3), st.dictionaries(_names, _trees, max_size=3))
+def test_deep_merge_sets_every_leaf_of_the_update(base, update):
+    merged = flatten(deep_merge(base, update))
+    for key, value in flatten(update).items():
+        assert merged[key] == value
+
+
 # --- dry-run --------------------------------------------------------------------------------------
 def test_dry_run_lists_runs_and_configs_and_writes_nothing(tiny_suite, capsys):
     assert main(["--config", str(tiny_suite), "--dry-run"]) == 0
@@ -195,6 +218,13 @@ def test_suite_runs_records_and_resumes_without_rerunning(tiny_suite, monkeypatc
     assert rerun["run_id"] == first["run_id"] and rerun["env_steps"] == 256
     assert rerun["config_hash"] != first["config_hash"]
     assert run_dir.with_name("seed0.stale1").is_dir() and (run_dir / "results.json").exists()
+
+    # a run interrupted before its results.json continues from its last checkpoint
+    (run_dir / "results.json").unlink()
+    results.write_text("")
+    assert main([*args, "--filter", "seed=0"]) == 0
+    assert f"--ckpt_path {run_dir / 'checkpoints' / 'last.ckpt'}" in (run_dir / "fit.log").read_text()
+    assert read_records(results)[0]["env_steps"] == 256
 
 
 def test_a_failed_run_is_reported_and_the_suite_goes_on(tiny_suite, capsys):

@@ -1,5 +1,7 @@
 """HorizonCurriculum: pure decisions, a rising horizon on tiny delayed_cue, and resume."""
 
+import json
+
 import lightning as L
 import pytest
 import torch
@@ -140,6 +142,8 @@ def test_schedule_is_recorded_and_restored_on_resume(tmp_path):
     assert seen == [9, 9, 14, 14]  # start_horizon is ignored when resuming
     assert [h for _, _, h in resumed.schedule] == [6, 9, 14, 20]
     assert resumed.horizon == 20 and dm.env_kwargs["horizon"] == 20
+    summary = json.loads((tmp_path / "curriculum.json").read_text())
+    assert summary["horizon"] == 20 and summary["history"] == resumed.history
 
 
 def test_stop_at_success_ends_training_at_the_max_horizon(tmp_path):
