@@ -1,0 +1,359 @@
+"""`memrl suite`: run a grid of `memrl fit` runs, compare results with a baseline, plot them.
+
+    memrl suite --config configs/suites/quick.yaml [--dry-run] [--results out.jsonl] [--filter task=delayed_cue]
+    memrl suite compare --results A.jsonl --baseline B.jsonl [--tolerance 0.05]
+    memrl suite plot --results A.jsonl [--logs runs/suites/quick] --out plots/
+
+Each run is a `memrl fit` in a subprocess (`python -m lightning_memrl fit ...`) with its own log dir
+`<root_dir>/<task>/<difficulty>/<controller>/seed<k>`: a run that crashes, diverges or runs out of
+memory is reported and the suite goes on; every run starts from a fresh process (global seeds,
+threads, memory), and its exact command is printed and logged to `fit.log` in its dir.
+`--in-process` runs each fit inside this process instead (faster start, used by tests).
+After a run, its `results.json` (written by the `ResultsJson` callback) becomes one JSON line of
+`--results` (default `<root_dir>/results.jsonl`): `task`, `difficulty`, `controller`, `seed`,
+`horizon`, `success`, `return`, `env_steps`, `wall_s`, `sps`, `git_commit`, `run_id`, `log_dir`,
+`config_hash`. Re-running the suite skips runs already in the results file with the same config
+hash, so an interrupted suite resumes; a run stopped mid-fit continues from its `last.ckpt`
+(its `wall_s` then counts only the resumed part). A run whose config changed gets a fresh dir
+(the old one is renamed `seed<k>.stale<n>`).
+
+Suite YAML schema (paths relative to the working directory, as for `memrl fit --config`):
+
+    name: quick                       # default: the file's stem
+    description: ...                  # free text
+    base_configs: [configs/x.yaml]    # passed first as --config, in order (a string or a list)
+    root_dir: runs/suites/quick       # default: runs/suites/<name>
+    tasks: [delayed_cue, copy_memory] # registered task names
+    difficulties: [easy, medium]      # presets of the task registry
+    controllers:                      # class paths, or mappings with class_path / init_args / name
+      - lightning_memrl.controllers.GRU                  # name: "gru" (lower-cased class name)
+      - {name: lstm256, class_path: lightning_memrl.controllers.LSTM, init_args: {hidden_size: 256}}
+    seeds: 3                          # a count (0, 1, 2) or a list of integers
+    overrides:                        # config keys (dotted or nested) for every run
+      trainer.max_epochs: 100
+    difficulty_overrides:             # per difficulty: the budget (max_epochs) and its BPTT window
+      medium: {trainer.max_epochs: 300, data.rollout_steps: 256, data.seq_len: 256}
+    task_overrides:                   # per task, or per `task/difficulty`, applied last
+      n_back: {data.gamma: 0.9}
+
+Each run's config is the base configs, then `overrides`, `difficulty_overrides[d]`,
+`task_overrides[t]`, `task_overrides[t/d]`, then the grid's own keys (`data.env`,
+`data.difficulty`, `data.seed`, `model.controller`, `trainer.default_root_dir`, `trainer.logger`),
+which the override sections may not set. `--dry-run` lists every run with its status, command and
+this merged config, and checks that every task is registered; `--print-config` instead asks
+`memrl fit --print_config` for the complete resolved config of each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+import lightning_memrl
+from lightning_memrl.benchmarks.suite_config import SuiteRun, load_suite
+from lightning_memrl.envs.registry import get_task_spec
+from lightning_memrl.errors import ConfigError
+
+RESULTS_FILE = "results.json"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `memrl suite` (and its `compare` and `plot` subcommands)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "compare":
+        from lightning_memrl.benchmarks.suite_compare import main as compare_main
+
+        return compare_main(args[1:])
+    if args and args[0] == "plot":
+        from lightning_memrl.benchmarks.suite_plot import main as plot_main
+
+        return plot_main(args[1:])
+    if args and args[0] == "run":
+        args = args[1:]
+    return run_main(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memrl suite",
+        description="Run a grid of memrl fit runs (subcommands: compare, plot; see `memrl suite compare -h`).",
+    )
+    parser.add_argument("--config", required=True, help="suite YAML file (configs/suites/*.yaml)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and their configs; train nothing")
+    parser.add_argument("--print-config", action="store_true", help="dry-run showing the complete resolved configs")
+    parser.add_argument("--results", help="JSON-lines results file (default: <root_dir>/results.jsonl)")
+    parser.add_argument("--root-dir", help="log root of the runs (default: the suite's root_dir)")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        help="keep runs matching key=glob[,glob] (task, difficulty, controller, seed) or a run-id glob; repeatable",
+    )
+    parser.add_argument("--in-process", action="store_true", help="run each fit in this process, not a subprocess")
+    return parser
+
+
+def run_main(argv: Sequence[str]) -> int:
+    """`memrl suite --config ...`: dry-run or run the grid. Returns 0, 1 (some run failed) or 2 (bad config)."""
+    opts = _parser().parse_args(argv)
+    suite = load_suite(opts.config)
+    runs = [run for run in suite.runs(opts.root_dir) if run.matches(opts.filter)]
+    if not runs:
+        raise ConfigError(f"no run of suite {suite.name!r} matches the filters {opts.filter}")
+    root = Path(opts.root_dir) if opts.root_dir else suite.root_dir
+    results = Path(opts.results) if opts.results else root / "results.jsonl"
+    recorded = read_records(results)
+    if opts.dry_run or opts.print_config:
+        return dry_run(runs, recorded, sys.stdout, full_config=opts.print_config)
+    _check_tasks(runs)
+    failures = 0
+    for index, run in enumerate(runs, 1):
+        prefix = f"[{index}/{len(runs)}] {run.run_id}"
+        if is_finished(run, recorded):
+            print(f"{prefix}: done, skipped")
+            continue
+        record = _collect_finished(run)
+        if record is None:
+            print(f"{prefix}: running in {run.run_dir}", flush=True)
+            ok = execute(run, in_process=opts.in_process)
+            record = _collect_finished(run) if ok else None
+        if record is None:
+            failures += 1
+            print(f"{prefix}: FAILED (see {run.run_dir / 'fit.log'})", file=sys.stderr)
+            continue
+        append_record(results, record)
+        recorded.append(record)
+        print(f"{prefix}: success {record['success']:.3f}  env_steps {record['env_steps']}  {record['wall_s']:.1f} s")
+    print(f"memrl suite: {len(runs) - failures}/{len(runs)} runs recorded in {results}")
+    return 1 if failures else 0
+
+
+# --- listing ----------------------------------------------------------------------------------------
+def dry_run(runs: list[SuiteRun], recorded: list[dict[str, Any]], out: TextIO, full_config: bool = False) -> int:
+    """Print every run (status, horizon, log dir, command, config) without training.
+
+    Returns 2 when a task is not registered (so a typo fails before hours of training), else 0.
+    """
+    unknown: set[str] = set()
+    done = 0
+    for run in runs:
+        finished = is_finished(run, recorded)
+        done += finished
+        try:
+            horizon: Any = run.horizon()
+        except ConfigError:
+            unknown.add(run.task)
+            horizon = "?"
+        status = "done" if finished else "todo"
+        print(f"[{status}] {run.run_id}  horizon={horizon}  config_hash={run.config_hash}  dir={run.run_dir}", file=out)
+        print(f"  command: {' '.join(fit_command(run))}", file=out)
+        config = resolved_config(run) if full_config else run.merged_config()
+        text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+        print("  " + text.rstrip().replace("\n", "\n  "), file=out)
+    print(f"{len(runs)} runs: {done} done, {len(runs) - done} to run", file=out)
+    if unknown:
+        print(f"not registered: {', '.join(sorted(unknown))} (see lightning_memrl.envs.task_names())", file=out)
+        return 2
+    return 0
+
+
+def _check_tasks(runs: list[SuiteRun]) -> None:
+    unknown = set()
+    for run in runs:
+        try:
+            get_task_spec(run.task)
+        except ConfigError:
+            unknown.add(run.task)
+    if unknown:
+        raise ConfigError(f"suite tasks not registered: {sorted(unknown)}; fix the suite's tasks or --filter them out")
+
+
+def fit_command(run: SuiteRun, ckpt_path: Path | None = None) -> list[str]:
+    """Arguments of `memrl` for the run (after `memrl`)."""
+    args = ["fit"]
+    for config in run.base_configs:
+        args += ["--config", config]
+    args += ["--config", str(run.run_config_path)]
+    if ckpt_path is not None:
+        args += ["--ckpt_path", str(ckpt_path)]
+    return args
+
+
+def resolved_config(run: SuiteRun) -> str:
+    """The complete config `memrl fit` would run with (jsonargparse's `--print_config`)."""
+    from lightning_memrl.cli import MemRLCLI  # the CLI sits above the library; only this tool uses it
+
+    with _temporary_file(run.run_config_path, yaml.safe_dump(run.overrides, sort_keys=False)):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+            MemRLCLI(args=[*fit_command(run), "--print_config"])  # prints and exits before fitting
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _temporary_file(path: Path, text: str):
+    """Write `path` for the duration of the block, then restore what was there (dirs included)."""
+    previous = path.read_text() if path.exists() else None
+    created = [d for d in reversed(path.parents) if not d.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    try:
+        yield path
+    finally:
+        if previous is not None:
+            path.write_text(previous)
+        else:
+            path.unlink()
+            for directory in reversed(created):
+                directory.rmdir()
+
+
+# --- running ----------------------------------------------------------------------------------------
+def execute(run: SuiteRun, in_process: bool = False) -> bool:
+    """Run one `memrl fit` (resuming from its `last.ckpt` when a previous attempt stopped mid-run)."""
+    _prepare_dir(run)
+    last = run.run_dir / "checkpoints" / "last.ckpt"
+    args = fit_command(run, last if last.exists() else None)
+    log = run.run_dir / "fit.log"
+    with log.open("a") as handle:
+        handle.write(f"$ memrl {' '.join(args)}\n")
+    if in_process:
+        from lightning_memrl.cli import main as memrl_main  # the CLI sits above the library
+
+        try:
+            return memrl_main(args) == 0
+        except Exception as err:  # one failed run must not end the suite
+            with log.open("a") as handle:
+                handle.write(f"memrl suite: in-process run failed: {err!r}\n")
+            print(f"{run.run_id}: {err!r}", file=sys.stderr)
+            return False
+    env = dict(os.environ)
+    package_root = str(Path(lightning_memrl.__file__).resolve().parent.parent)  # children import this checkout
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    with log.open("a") as handle:
+        proc = subprocess.run([sys.executable, "-m", "lightning_memrl", *args], stdout=handle, stderr=handle, env=env)
+    return proc.returncode == 0
+
+
+def _prepare_dir(run: SuiteRun) -> None:
+    """Write the run's config file; move a dir left by a different config out of the way."""
+    header = f"# memrl suite {run.suite} run {run.run_id}, config_hash: {run.config_hash}\n"
+    if run.run_dir.exists() and _dir_hash(run) != run.config_hash:
+        n = 1
+        while (stale := run.run_dir.with_name(f"{run.run_dir.name}.stale{n}")).exists():
+            n += 1
+        run.run_dir.rename(stale)
+        print(f"{run.run_id}: the config changed since {run.run_dir} was made; old dir moved to {stale}")
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    run.run_config_path.write_text(header + yaml.safe_dump(run.overrides, sort_keys=False))
+
+
+def _dir_hash(run: SuiteRun) -> str | None:
+    if not run.run_config_path.exists():
+        return None
+    first = run.run_config_path.read_text().split("\n", 1)[0]
+    return first.rsplit("config_hash: ", 1)[-1].strip() if "config_hash: " in first else None
+
+
+def _collect_finished(run: SuiteRun) -> dict[str, Any] | None:
+    """The record of a run whose dir holds a `results.json` of a finished fit with this config."""
+    path = run.run_dir / RESULTS_FILE
+    if not path.exists() or _dir_hash(run) != run.config_hash:
+        return None
+    result = json.loads(path.read_text())
+    if result.get("stage") != "fit":
+        return None
+    return make_record(run, result)
+
+
+def make_record(run: SuiteRun, result: dict[str, Any]) -> dict[str, Any]:
+    """One JSON line of the results file, from a run and its `results.json`."""
+    try:
+        horizon = run.horizon()
+    except ConfigError:
+        horizon = None
+    return {
+        "suite": run.suite,
+        "run_id": run.run_id,
+        "task": run.task,
+        "difficulty": run.difficulty,
+        "controller": run.controller.name,
+        "controller_class": run.controller.class_path,
+        "seed": run.seed,
+        "horizon": horizon,
+        "success": result["success_rate"],
+        "return": result["return_mean"],
+        "env_steps": result["env_steps"],
+        "wall_s": result["wall_s"],
+        "sps": result.get("sps"),
+        "git_commit": git_commit(),
+        "log_dir": str(run.run_dir),
+        "config_hash": run.config_hash,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+# --- the results file -------------------------------------------------------------------------------
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines results file (none if it does not exist); names the bad line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}:{number} is not a JSON line ({err}); remove or fix that line") from err
+    return records
+
+
+def append_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one record as a JSON line and flush it to disk (an interrupted suite keeps it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def is_finished(run: SuiteRun, records: list[dict[str, Any]]) -> bool:
+    """Whether the results hold this run with the same config."""
+    return any(r.get("run_id") == run.run_id and r.get("config_hash") == run.config_hash for r in records)
+
+
+def git_commit() -> str | None:
+    """Commit of the lightning_memrl checkout (`+dirty` with uncommitted changes); None outside git."""
+    where = Path(lightning_memrl.__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
