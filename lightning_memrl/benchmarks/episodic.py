@@ -45,9 +45,17 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for backend in args.backends:
         store = VectorStore(
-            args.dim, 0, capacity=args.num_vectors, backend="exact" if backend == "flat" else "ivfpq",
-            nlist=args.nlist, m=args.m, nbits=args.nbits, nprobe=args.nprobe, refine_factor=args.refine_factor,
-            train_threshold=args.num_vectors, device=args.device,
+            args.dim,
+            0,
+            capacity=args.num_vectors,
+            backend="exact" if backend == "flat" else "ivfpq",
+            nlist=args.nlist,
+            m=args.m,
+            nbits=args.nbits,
+            nprobe=args.nprobe,
+            refine_factor=args.refine_factor,
+            train_threshold=args.num_vectors,
+            device=args.device,
         )
         empty = torch.zeros(args.insert_batch, 0, device=args.device)
         _sync(args.device)

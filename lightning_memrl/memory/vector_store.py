@@ -86,7 +86,8 @@ class VectorStore:
         self.key_size, self.value_size, self.capacity = key_size, value_size, capacity
         self.backend = backend
         self.nlist, self.m, self.nbits, self.nprobe, self.refine_factor = nlist, m, nbits, nprobe, refine_factor
-        self.train_threshold = max(nlist, train_threshold if train_threshold is not None else 39 * nlist)
+        # k-means needs at least as many points as centroids: nlist coarse, 2**nbits per PQ sub-quantizer
+        self.train_threshold = max(nlist, 2**nbits, train_threshold if train_threshold is not None else 39 * nlist)
         self.device = torch.device(device)
         self.keys = torch.zeros(capacity, key_size, device=self.device)
         self.values = torch.zeros(capacity, value_size, device=self.device)
@@ -173,8 +174,11 @@ class VectorStore:
     def rebuild(self, train_sample: int = 262_144, seed: int = 0) -> None:
         """Train a fresh IVF-PQ index on (a sample of) the stored keys and add every entry to it."""
         faiss = _import_faiss()
-        if self.size < self.nlist:
-            raise ValueError(f"VectorStore.rebuild needs at least nlist={self.nlist} entries, has {self.size}")
+        if self.size < max(self.nlist, 2**self.nbits):
+            raise ValueError(
+                f"VectorStore.rebuild needs at least max(nlist, 2**nbits) = {max(self.nlist, 2**self.nbits)} "
+                f"entries, has {self.size}"
+            )
         keys = self.keys[self._ordered()].cpu().numpy()
         quantizer = faiss.IndexFlatIP(self.key_size)
         index = faiss.IndexIVFPQ(quantizer, self.key_size, self.nlist, self.m, self.nbits, faiss.METRIC_INNER_PRODUCT)
