@@ -1,0 +1,141 @@
+"""EpisodicMemory: a long-term k-NN store written while acting and read by the policy.
+
+Consistency of acting and training: the store is one table shared by all envs and episodes, so it
+cannot live in the per-env recurrent state. Instead every entry is stamped with the *tick* (the
+acting step) that wrote it, and the recurrent state carries each env's current tick `[B]` (it is
+not cleared by `reset`: the store outlives episodes on purpose). A read at tick `t` only sees
+entries written before `t`. Training replays a sequence from its stored state, so step `i` of the
+replay reads at tick `stored + i`, exactly the entries the acting step saw: no leakage from later
+steps of the rollout, and replayed reads equal acting reads while the parameters are unchanged.
+The store is read-only during `forward_sequence` (training) and in eval mode; `forward_step` in
+train mode under `no_grad` (acting) writes. Entries evicted (or an index rebuilt) between acting
+and the update are the only source of difference; keep `capacity` above one rollout's writes and
+rebuild between iterations (`FaissIndexRebuild` does).
+
+Read-out: the query (controller output `h`) is compared with the `k` retrieved keys by cosine
+similarity; the read is `out(sum_i softmax(sim_i / temperature) * value_i)`. Keys and values are
+the acting-time `h` (constants to the optimizer); the gradient reaches the controller through the
+attention weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_memrl.memory.base import Memory
+from lightning_memrl.memory.vector_store import VectorStore
+
+
+class EpisodicMemory(Memory):
+    """A FAISS / exact k-NN episodic memory behind the `Memory` contract.
+
+    Args:
+        query_size: controller output size `H` (keys and values are `H`-sized).
+        read_size: size of the read fed to the policy and value heads.
+        k: neighbours per read.
+        temperature: softmax temperature of the read attention over cosine similarities.
+        capacity: entries kept; the oldest are evicted first.
+        backend: `"auto"`, `"exact"` or `"ivfpq"` (see `VectorStore`).
+        train_threshold: entries before the IVF-PQ index is trained.
+        nlist: IVF lists.
+        m: PQ sub-quantizers (divides `query_size`).
+        nbits: bits per PQ code.
+        nprobe: lists searched per query.
+        refine_factor: IVF-PQ candidates per neighbour, re-ranked exactly.
+    """
+
+    def __init__(
+        self,
+        query_size: int = 128,
+        read_size: int = 64,
+        *,
+        k: int = 8,
+        temperature: float = 0.1,
+        capacity: int = 100_000,
+        backend: str = "auto",
+        train_threshold: int | None = None,
+        nlist: int = 256,
+        m: int = 16,
+        nbits: int = 8,
+        nprobe: int = 16,
+        refine_factor: int = 4,
+    ):
+        super().__init__()
+        if k < 1 or not temperature > 0:
+            raise ValueError(f"EpisodicMemory needs k >= 1 and temperature > 0, got {k}, {temperature}")
+        self.query_size, self.read_size, self.k, self.temperature = query_size, read_size, k, temperature
+        self.store = VectorStore(
+            query_size,
+            query_size,
+            capacity=capacity,
+            backend=backend,
+            train_threshold=train_threshold,
+            nlist=nlist,
+            m=m,
+            nbits=nbits,
+            nprobe=nprobe,
+            refine_factor=refine_factor,
+        )
+        self.out = nn.Linear(query_size, read_size)
+        self._diagnostics: dict[str, torch.Tensor] = {}
+
+    # --- the contract -----------------------------------------------------------------------------
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """`{"tick": [B] long}`: new rows start after everything already written."""
+        return {"tick": torch.full((batch_size,), self.store.clock, dtype=torch.long, device=device)}
+
+    def forward_step(
+        self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`query [B, H]` -> `(read [B, R], {"tick": tick + 1})`; writes the query in train mode without grad."""
+        tick = state["tick"]
+        read = self._read(query, tick)
+        if self.training and not torch.is_grad_enabled():
+            self._sync_device(query.device)
+            self.store.add(query.detach(), query.detach(), ticks=tick)
+        return read, {"tick": tick + 1}
+
+    def forward_sequence(
+        self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`query [B, T, H]` -> `(read [B, T, R], state after step T-1)`; never writes (replay)."""
+        b, t, _ = query.shape
+        ticks = state["tick"].unsqueeze(1) + torch.arange(t, device=query.device)  # [B, T]
+        read = self._read(query.reshape(b * t, -1), ticks.reshape(-1)).reshape(b, t, -1)
+        return read, {"tick": state["tick"] + t}
+
+    # --- internals --------------------------------------------------------------------------------
+    def _sync_device(self, device: torch.device) -> None:
+        if self.store.device != device:
+            self.store.to(device)
+
+    def _read(self, query: torch.Tensor, tick: torch.Tensor) -> torch.Tensor:
+        """`query [Q, H]`, `tick [Q]` -> `read [Q, R]` over entries written before each tick."""
+        self._sync_device(query.device)
+        sims, slots = self.store.search(query, self.k, before_tick=tick)
+        found = slots >= 0
+        keys = self.store.keys[slots.clamp_min(0)]  # [Q, k, H] constants
+        values = self.store.values[slots.clamp_min(0)]
+        # recompute the similarity with the live query so the gradient reaches the controller
+        sim = torch.einsum("qh,qkh->qk", F.normalize(query, dim=-1), keys.to(query.dtype))
+        logits = (sim / self.temperature).masked_fill(~found, float("-inf"))
+        weights = torch.nan_to_num(logits.softmax(-1), nan=0.0)  # rows with no entry read zeros
+        read = self.out(torch.einsum("qk,qkh->qh", weights, values.to(query.dtype)))
+        self._diagnostics = {
+            "hit_rate": found[:, 0].float().mean().detach(),
+            "top_similarity": torch.where(found[:, 0], sims[:, 0], 0.0).mean().detach(),
+            "store_size": torch.tensor(float(self.store.size)),
+        }
+        return read
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return dict(self._diagnostics)
+
+    # --- checkpointing: the store rides in the module's state_dict --------------------------------
+    def get_extra_state(self) -> dict:
+        return {"store": self.store.state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.store.load_state_dict(state["store"])
