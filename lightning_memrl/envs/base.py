@@ -9,8 +9,8 @@ and step together. Conventions follow Gymnasium's `VectorEnv`:
 An env whose episode ends at a step is reset within that same step: the returned `obs` row is the
 first observation of its next episode, and `info["final_observation"]` holds the last observation of
 the episode that ended (to bootstrap a truncated episode). `info["success"]` is true where an
-episode ended successfully at this step, and `info["oracle_action"]` is the action an all-knowing
-policy would take now (used by tests to prove reward and success signals right).
+episode ended successfully at this step, and `oracle_action()` is the action an all-knowing policy
+would take now (used by tests to prove reward and success signals right).
 `terminated` and `truncated` are kept apart: a time limit is not an end.
 """
 

@@ -12,7 +12,7 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.data import RolloutDataModule
 
 CONTROLLERS = [n for n in controllers.__all__ if n != "Controller"]
-MEMORIES = [n for n in memories.__all__ if n != "Memory"]
+MEMORIES = [n for n in memories.__all__ if n != "Memory" and issubclass(getattr(memories, n), memories.Memory)]
 SMALL = {"hidden_size": 16, "d_model": 16, "num_heads": 2, "num_layers": 1}  # size names controllers use
 
 
