@@ -105,3 +105,13 @@ def test_any_lightning_logger_works(tmp_path, capsys):
     log_dir = _log_dir(capsys)
     assert (log_dir / "metrics.csv").exists()
     assert "train/policy_loss" in (log_dir / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_resuming_a_finished_run_still_writes_results(tmp_path, capsys):
+    """Regression: a run resumed from a checkpoint at max_epochs skipped training and wrote nothing."""
+    args = ["fit", *TINY, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
+    assert main(args) == 0
+    ckpt = _log_dir(capsys) / "checkpoints" / "last.ckpt"
+    assert main([*args, "--ckpt_path", str(ckpt)]) == 0
+    results = json.loads((_log_dir(capsys) / "results.json").read_text())
+    assert results["env_steps"] == 16 * 64 and 0.0 <= results["success_rate"] <= 1.0

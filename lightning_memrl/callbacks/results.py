@@ -32,6 +32,7 @@ class ResultsJson(L.Callback):
         self._env_steps_at_start = 0
         self.path: Path | None = None
         self.log_dir: Path | None = None
+        self._written_this_fit = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # `trainer.log_dir` is a collective under DDP: resolve it here, on every rank.
@@ -42,6 +43,7 @@ class ResultsJson(L.Callback):
         return int(getattr(dm, "env_steps", 0)) * trainer.world_size
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._written_this_fit = False
         self._started = time.perf_counter()
         self._env_steps_at_start = self._env_steps(trainer)
 
@@ -50,15 +52,28 @@ class ResultsJson(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_train_end, not on_fit_end: by then Lightning has moved the model back to the CPU.
+        self._final_evaluation(trainer, pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._written_this_fit:
+            return
+        # Training was skipped (a run resumed from a checkpoint that had already finished): evaluate
+        # anyway, on the device the envs live on, so the run still has its results.json.
+        device = trainer.strategy.root_device
+        pl_module.to(device)
+        self._final_evaluation(trainer, pl_module)
+        pl_module.cpu()
+
+    def _final_evaluation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         wall = time.perf_counter() - self._started
-        dm = trainer.datamodule
         was_training = pl_module.training
         pl_module.eval()
-        metrics = dm.evaluate(pl_module, self.final_eval_episodes)
+        metrics = trainer.datamodule.evaluate(pl_module, self.final_eval_episodes)
         pl_module.train(was_training)
         metrics = {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
         steps = self._env_steps(trainer)
         self._write(trainer, "fit", metrics, wall, steps, steps - self._env_steps_at_start)
+        self._written_this_fit = True
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         wall = time.perf_counter() - self._started

@@ -95,7 +95,7 @@ def test_run_config_layers_overrides_then_the_grid(tmp_path):
     assert config["data"]["env"] == "delayed_cue" and config["data"]["difficulty"] == "easy"
     assert config["model"]["controller"] == {"class_path": "lightning_memrl.controllers.LSTM"}
     assert config["trainer"]["logger"]["init_args"]["save_dir"] == str(run.run_dir)
-    assert config["model"]["lr"] == 0.0003  # from the base config
+    assert config["model"]["lr"] == 0.001  # from the base config
     assert run.horizon() == 8
 
 
