@@ -160,9 +160,7 @@ class Mamba2Block(Controller):
         xs = xs.reshape(b, T, self.num_heads, self.head_dim)
         A = -torch.exp(self.A_log.float())
         if self._use_fused(x):
-            y, ssm_state = ssd_mamba_ssm(
-                xs, dt_raw, self.dt_bias, A, Bm, Cm, self.D, reset, state[1], self.chunk_size
-            )
+            y, ssm_state = ssd_mamba_ssm(xs, dt_raw, self.dt_bias, A, Bm, Cm, self.D, reset, state[1], self.chunk_size)
         else:
             dt = F.softplus(dt_raw + self.dt_bias)
             y, ssm_state = ssd_chunked_scan(xs, dt, A, Bm, Cm, reset, state[1], self.chunk_size)
@@ -209,7 +207,9 @@ class Mamba2(ResidualStack):
         mlp_ratio: float = 0.0,
     ):
         blocks = [
-            Mamba2Block(hidden_size, d_state, d_conv, expand, head_dim, chunk_size, backend, dt_min, dt_max, A_init_range)
+            Mamba2Block(
+                hidden_size, d_state, d_conv, expand, head_dim, chunk_size, backend, dt_min, dt_max, A_init_range
+            )
             for _ in range(num_layers)
         ]
         super().__init__(blocks, hidden_size, input_size, mlp_ratio)

@@ -46,7 +46,9 @@ class ResidualStack(Controller):
         self.mixer_norms = nn.ModuleList(nn.RMSNorm(hidden_size) for _ in mixers)
         width = int(round(mlp_ratio * hidden_size))
         self.mlps = nn.ModuleList(
-            nn.Sequential(nn.RMSNorm(hidden_size), nn.Linear(hidden_size, width), nn.GELU(), nn.Linear(width, hidden_size))
+            nn.Sequential(
+                nn.RMSNorm(hidden_size), nn.Linear(hidden_size, width), nn.GELU(), nn.Linear(width, hidden_size)
+            )
             if width > 0
             else nn.Identity()
             for _ in mixers
