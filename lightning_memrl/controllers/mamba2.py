@@ -136,17 +136,23 @@ class Mamba2Block(Controller):
 
         `xbc [B, T, conv_dim]`, `conv_state [B, conv_dim, K-1]` (segment 0), `seg [B, T]` ->
         `(out [B, T, conv_dim], conv_state after step T-1)`.
+
+        The plain convolution runs as one native op; the few terms that reach across a reset (window
+        positions `k < K-1` of the steps just after one) are gathered and subtracted, instead of masking
+        every term densely (which cost more than the SSD scan on CPU).
         """
         K, T = self.d_conv, xbc.shape[1]
-        padded = torch.cat([conv_state, xbc.transpose(1, 2)], dim=-1)  # [B, C, K-1+T]
+        padded = torch.cat([conv_state, xbc.transpose(1, 2)], dim=-1)  # [B, C, K-1+T]; step t sees t..t+K-1
+        weight = self.conv1d.weight  # [C, 1, K]
+        out = F.conv1d(padded, weight, self.conv1d.bias, groups=self.conv_dim).transpose(1, 2)  # [B, T, C]
         seg_padded = torch.cat([seg.new_zeros(seg.shape[0], K - 1), seg], dim=1)  # [B, K-1+T]
-        weight = self.conv1d.weight[:, 0]  # [C, K]
-        out = self.conv1d.bias[None, :, None].expand(xbc.shape[0], -1, T)
-        for k in range(K):
-            same = (seg_padded[:, k : k + T] == seg).to(xbc.dtype)  # [B, T]
-            out = out + padded[..., k : k + T] * weight[:, k, None] * same[:, None, :]
+        crossing = seg_padded.unfold(1, K, 1)[..., : K - 1] != seg[..., None]  # [B, T, K-1]
+        b_idx, t_idx, k_idx = crossing.nonzero(as_tuple=True)
+        if b_idx.numel():
+            leaked = padded[b_idx, :, t_idx + k_idx] * weight[:, 0, k_idx].t()  # [n, C]
+            out = out.index_put((b_idx, t_idx), -leaked, accumulate=True)
         tail_same = (seg_padded[:, T:] == seg[:, -1:]).to(xbc.dtype)  # last K-1 inputs still in the episode
-        return out.transpose(1, 2), padded[..., T:] * tail_same[:, None, :]
+        return out, padded[..., T:] * tail_same[:, None, :]
 
     def forward_sequence(
         self, x: torch.Tensor, state: Mamba2State, reset: torch.Tensor
