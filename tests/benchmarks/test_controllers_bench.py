@@ -1,0 +1,26 @@
+"""`memrl bench controllers` runs end to end at tiny sizes and writes one JSON row per measurement."""
+
+import json
+
+import pytest
+
+from lightning_memrl.benchmarks import controllers as bench
+from lightning_memrl.cli import main
+from lightning_memrl.errors import ConfigError
+
+
+def test_bench_controllers_writes_a_row_per_controller_and_size(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "controllers", "--batch", "2", "--seq-len", "8", "--hidden", "32", "--repeats", "1"]
+    argv += ["--act-steps", "2", "--context", "8", "--json", str(out)]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert [r["controller"] for r in rows] == list(bench.controller_factories("auto", 8))
+    assert all(r["train_tokens_per_s"] > 0 and r["act_steps_per_s"] > 0 for r in rows)
+    assert rows[0]["train_vs_gru"] == 1.0
+    assert "mamba2" in capsys.readouterr().out
+
+
+def test_unknown_controller_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown controllers"):
+        bench.main(["--controllers", "gru", "mamba3", "--json", str(tmp_path / "x.json")])
