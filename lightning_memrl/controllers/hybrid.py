@@ -31,7 +31,7 @@ class HybridMambaAttention(ResidualStack):
         d_state: Mamba-2 state size per head.
         head_dim: Mamba-2 channels per head.
         expand: Mamba-2 inner width multiple.
-        chunk_size: SSD chunk length.
+        chunk_size: SSD chunk length (`None`: per backend).
         backend: Mamba-2 scan backend (`auto`, `torch`, `mamba_ssm`).
         num_heads: attention heads.
         context: attention window (steps back).
@@ -47,7 +47,7 @@ class HybridMambaAttention(ResidualStack):
         d_state: int = 64,
         head_dim: int = 32,
         expand: int = 2,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         backend: str = "auto",
         num_heads: int = 4,
         context: int = 256,
@@ -99,7 +99,7 @@ class _MambaGRU(Controller):
         return self._combine(x, state, reset, step=True)
 
 
-def _mamba_kwargs(num_mamba_layers: int, d_state: int, head_dim: int, chunk_size: int, backend: str) -> dict:
+def _mamba_kwargs(num_mamba_layers: int, d_state: int, head_dim: int, chunk_size: int | None, backend: str) -> dict:
     return {
         "num_layers": num_mamba_layers,
         "d_state": d_state,
@@ -120,7 +120,7 @@ class CyborgHybrid(_MambaGRU):
         num_mamba_layers: Mamba-2 blocks before the GRU.
         d_state: Mamba-2 state size per head.
         head_dim: Mamba-2 channels per head.
-        chunk_size: SSD chunk length.
+        chunk_size: SSD chunk length (`None`: per backend).
         backend: Mamba-2 scan backend.
     """
 
@@ -131,7 +131,7 @@ class CyborgHybrid(_MambaGRU):
         num_mamba_layers: int = 1,
         d_state: int = 16,
         head_dim: int = 32,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         backend: str = "auto",
     ):
         kwargs = _mamba_kwargs(num_mamba_layers, d_state, head_dim, chunk_size, backend)
@@ -157,7 +157,7 @@ class CyborgFusion(_MambaGRU):
         num_mamba_layers: Mamba-2 blocks.
         d_state: Mamba-2 state size per head.
         head_dim: Mamba-2 channels per head.
-        chunk_size: SSD chunk length.
+        chunk_size: SSD chunk length (`None`: per backend).
         backend: Mamba-2 scan backend.
     """
 
@@ -168,7 +168,7 @@ class CyborgFusion(_MambaGRU):
         num_mamba_layers: int = 1,
         d_state: int = 16,
         head_dim: int = 32,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         backend: str = "auto",
     ):
         kwargs = _mamba_kwargs(num_mamba_layers, d_state, head_dim, chunk_size, backend)
