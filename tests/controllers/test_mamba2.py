@@ -116,3 +116,18 @@ def test_mamba_ssm_backend_equals_torch_backend_with_resets(chunk_size):
     for name, grad in g_t.items():
         scale = grad.abs().mean().item() + 1e-12
         assert (g_f[name] - grad).abs().max().item() <= 5e-2 * max(scale, grad.abs().max().item()), name
+
+
+def test_cpu_row_blocks_equal_the_whole_batch():
+    torch.manual_seed(0)
+    block = _block()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 9, 16, generator=gen)
+    reset = torch.rand(5, 9, generator=gen) < 0.2
+    state = random_state(block.initial_state(5), gen)
+    with torch.no_grad():
+        y_whole, s_whole = block.forward_sequence(x, state, reset)
+        block.cpu_batch_block = 2
+        y_rows, s_rows = block.forward_sequence(x, state, reset)
+    torch.testing.assert_close(y_rows, y_whole)
+    torch.testing.assert_close(s_rows, s_whole)
