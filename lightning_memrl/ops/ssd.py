@@ -104,16 +104,22 @@ def ssd_chunked_scan(
     to_end = torch.exp(a_cum[..., -1:] - a_cum) * (segc == end_seg)  # [b, h, c, L]
     local = (xdt * to_end[..., None]).transpose(-1, -2) @ Bc  # [b, h, c, p, n]
 
-    # 4. Pass states across chunks: entering_c = decay_{c-1} * entering_{c-1} + local_{c-1}, where the
-    #    decay is zero when a reset lies in chunk c-1 (its end segment differs from its entering one).
-    prev_seg = torch.cat([segc.new_zeros(b, 1, 1), end_seg[:, :, :-1, 0]], dim=2)  # [b, 1, c]
-    chunk_decay = torch.exp(a_cum[..., -1]) * (end_seg[..., 0] == prev_seg)  # [b, h, c]
-    state = initial_state
-    entering = []
-    for c in range(nc):
-        entering.append(state)
-        state = state * chunk_decay[:, :, c, None, None] + local[:, :, c]
-    entering_states = torch.stack(entering, dim=2)  # [b, h, c, p, n]
+    # 4. Pass states across chunks in closed form (one matmul, no loop over chunks). With G_k the log
+    #    decay of chunks 0..k-1, chunk d's local state reaches the start of chunk c > d scaled by
+    #    exp(G_c - G_{d+1}), and the initial state by exp(G_c), if no reset lies in between: that is,
+    #    if the segment at d's end (0 for the initial state) is the segment entering c. Row c = nc is
+    #    the final state.
+    prev_seg = torch.cat([segc.new_zeros(b, 1, 1), end_seg[..., 0]], dim=2)  # [b, 1, c+1] segment entering c
+    G = F.pad(a_cum[..., -1].cumsum(dim=-1), (1, 0))  # [b, h, c+1]
+    source_seg = prev_seg  # source 0 = the initial state, source d+1 = chunk d's local state
+    reach = (source_seg[..., None, :] == prev_seg[..., :, None]) & torch.ones(
+        nc + 1, nc + 1, dtype=torch.bool, device=x.device
+    ).tril()  # [b, 1, c+1 (to), c+1 (from)]
+    log_pass = (G[..., :, None] - G[..., None, :]).masked_fill(~reach, float("-inf"))
+    sources = torch.cat([initial_state.unsqueeze(2), local], dim=2).flatten(3)  # [b, h, c+1, p*n]
+    passed = (torch.exp(log_pass) @ sources).view(b, h, nc + 1, p, n)
+    entering_states, state = passed[:, :, :-1], passed[:, :, -1]
+    prev_seg = prev_seg[..., :-1]
 
     # 5. Entering state -> outputs of the steps still in its segment: y_i += exp(a_cum_i) C_i S.
     from_start = torch.exp(a_cum) * (segc == prev_seg[..., None])  # [b, h, c, L]

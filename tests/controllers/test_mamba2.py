@@ -127,7 +127,7 @@ def test_cpu_row_blocks_equal_the_whole_batch():
     state = random_state(block.initial_state(5), gen)
     with torch.no_grad():
         y_whole, s_whole = block.forward_sequence(x, state, reset)
-        block.cpu_batch_block = 2
+        block.cpu_block_tokens = 2 * 9  # blocks of 2 rows
         y_rows, s_rows = block.forward_sequence(x, state, reset)
     torch.testing.assert_close(y_rows, y_whole)
     torch.testing.assert_close(s_rows, s_whole)
