@@ -1,0 +1,130 @@
+"""The controller contract for Mamba2, Transformer, PseudoMamba and the hybrids."""
+
+import importlib
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_memrl.controllers import (
+    CyborgFusion,
+    CyborgHybrid,
+    HybridMambaAttention,
+    Mamba2,
+    PseudoMamba,
+    Transformer,
+)
+from lightning_memrl.state import map_states
+from tests.controllers._helpers import random_state, run_steps
+
+# Small shapes; chunk_size, context and query_block below T so chunk, window and block edges are hit.
+CONTROLLERS = {
+    "mamba2": lambda: Mamba2(hidden_size=16, input_size=3, num_layers=2, d_state=4, head_dim=8, chunk_size=4),
+    "transformer": lambda: Transformer(hidden_size=16, input_size=3, num_heads=2, context=5, query_block=3),
+    "pseudo_mamba": lambda: PseudoMamba(hidden_size=8, input_size=3),
+    "hybrid_mamba_attention": lambda: HybridMambaAttention(
+        hidden_size=16, input_size=3, d_state=4, head_dim=8, chunk_size=4, num_heads=2, context=6
+    ),
+    "cyborg_hybrid": lambda: CyborgHybrid(hidden_size=16, input_size=3, d_state=4, head_dim=8, chunk_size=4),
+    "cyborg_fusion": lambda: CyborgFusion(hidden_size=16, input_size=3, d_state=4, head_dim=8, chunk_size=4),
+}
+NAMES = list(CONTROLLERS)
+
+
+def _close(a, b, tol=2e-5):
+    map_states(lambda u, v: torch.testing.assert_close(u, v, atol=tol, rtol=tol) or u, a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=10, deadline=None)
+@given(
+    batch=st.integers(1, 4),
+    steps=st.integers(1, 14),
+    reset_p=st.floats(0.0, 0.5),
+    seed=st.integers(0, 2**16),
+)
+def test_step_equals_sequence_with_random_resets(name, batch, steps, reset_p, seed):
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    ctl = CONTROLLERS[name]()
+    x = torch.randn(batch, steps, 3, generator=gen)
+    reset = torch.rand(batch, steps, generator=gen) < reset_p
+    state = random_state(ctl.initial_state(batch), gen)  # a non-zero carried state
+
+    with torch.no_grad():
+        y_seq, s_seq = ctl.forward_sequence(x, state, reset)
+        y_step, s_step = run_steps(ctl, x, state, reset)
+
+    torch.testing.assert_close(y_seq, y_step, atol=2e-5, rtol=2e-5)
+    _close(s_seq, s_step)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sequence_split_across_calls_equals_one_call(name):
+    ctl = CONTROLLERS[name]()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 11, 3, generator=gen)
+    reset = torch.rand(2, 11, generator=gen) < 0.2
+    state = random_state(ctl.initial_state(2), gen)
+    with torch.no_grad():
+        y_all, s_all = ctl.forward_sequence(x, state, reset)
+        y_a, s_mid = ctl.forward_sequence(x[:, :6], state, reset[:, :6])
+        y_b, s_end = ctl.forward_sequence(x[:, 6:], s_mid, reset[:, 6:])
+    torch.testing.assert_close(torch.cat([y_a, y_b], 1), y_all, atol=2e-5, rtol=2e-5)
+    _close(s_end, s_all)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reset_makes_the_past_irrelevant(name):
+    ctl = CONTROLLERS[name]()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 10, 3, generator=gen)
+    reset = torch.zeros(2, 10, dtype=torch.bool)
+    reset[:, 6] = True
+    with torch.no_grad():
+        y, _ = ctl.forward_sequence(x, random_state(ctl.initial_state(2), gen), reset)
+        fresh, _ = ctl.forward_sequence(x[:, 6:], ctl.initial_state(2), torch.zeros(2, 4, dtype=torch.bool))
+    torch.testing.assert_close(y[:, 6:], fresh, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reset_only_touches_its_row(name):
+    ctl = CONTROLLERS[name]()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 5, 3, generator=gen)
+    state = random_state(ctl.initial_state(2), gen)
+    no_reset = torch.zeros(2, 5, dtype=torch.bool)
+    one_reset = no_reset.clone()
+    one_reset[1, 0] = True
+    with torch.no_grad():
+        y_a, _ = ctl.forward_sequence(x, state, no_reset)
+        y_b, _ = ctl.forward_sequence(x, state, one_reset)
+    torch.testing.assert_close(y_a[0], y_b[0])
+    assert not torch.allclose(y_a[1], y_b[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_parameter_and_the_carried_state(name):
+    ctl = CONTROLLERS[name]()
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 9, 3, generator=gen, requires_grad=True)
+    reset = torch.rand(3, 9, generator=gen) < 0.2
+    state = map_states(lambda s: s.requires_grad_(s.is_floating_point()), random_state(ctl.initial_state(3), gen))
+    y, _ = ctl.forward_sequence(x, state, reset)
+    y.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for pname, p in ctl.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sizes_and_class_path(name):
+    ctl = CONTROLLERS[name]()
+    assert ctl.input_size == 3
+    y, _ = ctl.forward_sequence(torch.randn(2, 4, 3), ctl.initial_state(2), torch.zeros(2, 4, dtype=torch.bool))
+    assert y.shape == (2, 4, ctl.output_size)
+    module, cls = type(ctl).__module__, type(ctl).__name__
+    assert getattr(importlib.import_module("lightning_memrl.controllers"), cls) is type(ctl), module
+    default = type(ctl)(hidden_size=32)  # input_size defaults to hidden_size, like GRU
+    assert default.input_size == default.output_size == 32

@@ -1,0 +1,50 @@
+"""Transformer: sliding-window context, episode masking and relative (rotary) positions."""
+
+import pytest
+import torch
+
+from lightning_memrl.controllers import CausalSelfAttention, Transformer
+from lightning_memrl.errors import ConfigError
+
+
+def test_steps_see_at_most_context_steps_back():
+    layer = CausalSelfAttention(8, num_heads=2, context=3, query_block=4)
+    x = torch.randn(1, 12, 8, requires_grad=True)
+    y, _ = layer.forward_sequence(x, layer.initial_state(1), torch.zeros(1, 12, dtype=torch.bool))
+    (grad,) = torch.autograd.grad(y[0, 9].sum(), x)
+    seen = grad[0].abs().sum(-1) > 0
+    assert seen.tolist() == [False] * 6 + [True] * 4 + [False] * 2  # steps 6..9: itself and 3 before
+
+
+def test_keys_of_an_earlier_episode_are_never_attended():
+    layer = CausalSelfAttention(8, num_heads=2, context=16)
+    x = torch.randn(1, 10, 8, requires_grad=True)
+    reset = torch.zeros(1, 10, dtype=torch.bool)
+    reset[0, 4] = True
+    y, state = layer.forward_sequence(x, layer.initial_state(1), reset)
+    (grad,) = torch.autograd.grad(y[0, 4:].sum(), x)
+    assert grad[0, :4].abs().max() == 0
+    assert state["valid"][0, -6:].tolist() == [1.0] * 6 and state["valid"][0, :-6].abs().max() == 0
+    assert state["time"].tolist() == [6.0]
+
+
+def test_positions_are_relative_to_the_episode():
+    # Rotary positions: a fresh episode gives the same outputs whatever its starting clock.
+    model = Transformer(hidden_size=16, num_heads=2, context=8)
+    x = torch.randn(2, 7, 16)
+    no_reset = torch.zeros(2, 7, dtype=torch.bool)
+    early = model.initial_state(2)
+    late = tuple({**s, "time": torch.full_like(s["time"], 321.0)} for s in early)
+    with torch.no_grad():
+        y_early, _ = model.forward_sequence(x, early, no_reset)
+        y_late, _ = model.forward_sequence(x, late, no_reset)
+    torch.testing.assert_close(y_early, y_late, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"num_heads": 3}, "num_heads"), ({"context": 0}, "context"), ({"num_layers": 0}, "num_layers")],
+)
+def test_bad_arguments_raise_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        Transformer(hidden_size=16, **kwargs)
