@@ -11,9 +11,21 @@ import lightning_memrl.memory as memories
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.data import RolloutDataModule
 
-CONTROLLERS = [n for n in controllers.__all__ if n != "Controller"]
-MEMORIES = [n for n in memories.__all__ if n != "Memory" and issubclass(getattr(memories, n), memories.Memory)]
 SMALL = {"hidden_size": 16, "d_model": 16, "num_heads": 2, "num_layers": 1}  # size names controllers use
+
+
+def _buildable_from_sizes(cls) -> bool:
+    """Controllers built from sizes alone (not building blocks such as ResidualStack that take modules)."""
+    required = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    return all(name in SMALL for name in required)
+
+
+CONTROLLERS = [n for n in controllers.__all__ if n != "Controller" and _buildable_from_sizes(getattr(controllers, n))]
+MEMORIES = [n for n in memories.__all__ if n != "Memory" and issubclass(getattr(memories, n), memories.Memory)]
 
 
 def _small(cls, **fixed):
