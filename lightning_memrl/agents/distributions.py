@@ -83,9 +83,7 @@ class Bernoulli:
 
     def entropy(self) -> torch.Tensor:
         p = torch.sigmoid(self.logits)
-        return (
-            -(p * nn.functional.logsigmoid(self.logits) + (1 - p) * nn.functional.logsigmoid(-self.logits))
-        ).sum(-1)
+        return (-(p * nn.functional.logsigmoid(self.logits) + (1 - p) * nn.functional.logsigmoid(-self.logits))).sum(-1)
 
     def mode(self) -> torch.Tensor:
         return (self.logits > 0).float()

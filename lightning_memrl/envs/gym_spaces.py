@@ -59,7 +59,7 @@ def flatten_batch(space: spaces.Space, batch: Any, n: int) -> np.ndarray:
         values = np.asarray(batch).reshape(n, -1) - np.asarray(space.start).reshape(1, -1)
         return _one_hot(values, space.nvec.reshape(-1))
     if isinstance(space, spaces.Tuple):
-        return np.concatenate([flatten_batch(s, b, n) for s, b in zip(space.spaces, batch)], axis=1)
+        return np.concatenate([flatten_batch(s, b, n) for s, b in zip(space.spaces, batch, strict=True)], axis=1)
     if isinstance(space, spaces.Dict):
         return np.concatenate([flatten_batch(s, batch[k], n) for k, s in space.spaces.items()], axis=1)
     flat_size(space)  # raises the error naming the space
