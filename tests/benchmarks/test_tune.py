@@ -70,8 +70,8 @@ def test_study_runs_prunes_resumes_and_writes_a_best_config_fit_accepts(files):
     assert study.trials[2].state == optuna.trial.TrialState.FAIL
     retry = study.trials[3]
     assert retry.user_attrs["retry_of"] == 2 and retry.params == interrupted.params
-    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    assert len(finished) == 3
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert len([t for t in study.trials if t.state in done]) == 3
     assert cli.main(_args(config, search, root, 3)) == 0  # nothing left to run: only the best config again
     assert len(optuna.load_study(study_name="search", storage=storage).trials) == 4
 
@@ -79,7 +79,8 @@ def test_study_runs_prunes_resumes_and_writes_a_best_config_fit_accepts(files):
     best_config = yaml.safe_load(best.read_text())
     assert best_config["data"]["env_kwargs"]["horizon"] == 4
     run_root = root / "best_run"
-    assert cli.main(["fit", "--config", str(best), "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(run_root)]) == 0
+    fit_args = ["--trainer.max_epochs", "1", "--trainer.default_root_dir", str(run_root)]
+    assert cli.main(["fit", "--config", str(best), *fit_args]) == 0
     results = json.loads(next(Path(run_root).rglob("results.json")).read_text())
     assert results["length_mean"] == 4.0
 

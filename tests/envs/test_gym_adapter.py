@@ -197,3 +197,15 @@ def test_success_is_read_from_the_final_info_and_evaluation_omits_it_otherwise()
     metrics = dm.evaluate(RecurrentPPO(GRU(8), env_spec=dm.env_spec), num_episodes=4)
     assert "success_rate" not in metrics and metrics["return_mean"] == 6.0  # 3-step episodes: 1 + 2 + 3
     dm.teardown("fit")
+
+
+def test_a_resumed_collector_restarts_gym_episodes_and_keeps_its_counters():
+    """Gymnasium envs have no portable state: after loading a checkpoint, episodes start afresh."""
+    policy = _ValueIsObservation()
+    first = RolloutCollector(make_task("gym:Counter-v0", 2, seed=0, terminate_at=5), 4, 4, 0, 0.9, 0.9)
+    first.collect(policy)
+    resumed = RolloutCollector(make_task("gym:Counter-v0", 2, seed=0, terminate_at=5), 4, 4, 0, 0.9, 0.9)
+    resumed.load_state_dict(first.state_dict())
+    rollout = resumed.collect(policy)
+    assert resumed.env_steps == 16
+    assert rollout.starts[0].all() and (rollout.obs[0, :, 0] == 0).all()
