@@ -3,6 +3,7 @@
 memrl fit --config configs/quickstart.yaml [--config callbacks/kl_stop.yaml] [--data.num_envs 512]
 memrl test --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
 memrl bench [throughput options]
+memrl tune --config configs/x.yaml --search configs/search/x.yaml --n-trials 20   (needs the [tune] extra)
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class MemRLCLI(LightningCLI):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memrl` command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("bench", "suite"):
+    if args and args[0] in ("bench", "suite", "tune"):
         return _run_tool(args)
     try:
         cli = MemRLCLI(args=None if argv is None else args)
@@ -67,11 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_tool(args: list[str]) -> int:
-    """`memrl bench NAME ...` runs `lightning_memrl.benchmarks.NAME.main`; `memrl suite ...` the suite."""
+    """`memrl bench NAME ...` runs `lightning_memrl.benchmarks.NAME.main`; `memrl suite ...` the suite,
+    `memrl tune ...` the hyperparameter search (`lightning_memrl.benchmarks.tune`)."""
     import importlib
 
-    if args[0] == "suite":
-        name, rest = "suite", args[1:]
+    if args[0] in ("suite", "tune"):
+        name, rest = args[0], args[1:]
     elif len(args) > 1 and not args[1].startswith("-"):
         name, rest = args[1], args[2:]
     else:

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from lightning_memrl.agents.distributions import ActionHead
 from lightning_memrl.agents.ppo_loss import ppo_loss
 from lightning_memrl.controllers.base import Controller
 from lightning_memrl.data.batch import SequenceBatch
@@ -35,7 +36,8 @@ class RecurrentPPO(L.LightningModule):
 
     Args:
         controller: the sequence core (any `Controller`, e.g. `lightning_memrl.controllers.GRU`).
-        env_spec: observation / action sizes; linked from the data module by `memrl`.
+        env_spec: observation size and action space (any kind, see `EnvSpec`); linked from the data
+            module by `memrl`.
         memory: optional external memory read with the controller output.
         lr: Adam learning rate.
         adam_eps: Adam epsilon.
@@ -46,6 +48,7 @@ class RecurrentPPO(L.LightningModule):
         ent_coef: entropy bonus weight.
         aux_coef: weight of the memory's auxiliary loss.
         normalize_advantages: standardise advantages per minibatch.
+        log_std_init: initial log standard deviation of `box` (continuous) actions.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class RecurrentPPO(L.LightningModule):
         ent_coef: float = 0.01,
         aux_coef: float = 1.0,
         normalize_advantages: bool = True,
+        log_std_init: float = 0.0,
     ):
         super().__init__()
         if env_spec is None:
@@ -85,7 +89,7 @@ class RecurrentPPO(L.LightningModule):
             _orthogonal(nn.Linear(env_spec.observation_size, controller.input_size), math.sqrt(2)), nn.ReLU()
         )
         features = controller.output_size + (memory.read_size if memory is not None else 0)
-        self.actor = _orthogonal(nn.Linear(features, env_spec.num_actions), 0.01)
+        self.actor = ActionHead(features, env_spec, init_gain=0.01, log_std_init=log_std_init)
         self.critic = _orthogonal(nn.Linear(features, 1), 1.0)
         self.skip_rest_of_iteration = False
         self._nonfinite = torch.zeros((), dtype=torch.bool)
@@ -122,17 +126,16 @@ class RecurrentPPO(L.LightningModule):
         greedy: bool = False,
         generator: torch.Generator | None = None,
     ) -> Action:
-        """Actions for `obs [N, D]`: sampled (Gumbel-max with `generator`) or greedy."""
+        """Actions for `obs [N, D]`, sampled with `generator` or greedy (the distribution's mode).
+
+        The action is `[N]` long (discrete), `[N, M]` long (multi-discrete) or `[N, d]` float
+        (multi-binary, box: unclipped, the env clips to its bounds).
+        """
         features, state = self._features_step(obs, state, reset)
-        logits = self.actor(features).float()
-        log_probs = logits.log_softmax(-1)
-        if greedy:
-            action = logits.argmax(-1)
-        else:
-            uniform = torch.rand(logits.shape, device=logits.device, generator=generator)
-            action = (log_probs - (-uniform.clamp_min(1e-20).log()).log()).argmax(-1)
+        dist = self.actor.distribution(features)
+        action = dist.mode() if greedy else dist.sample(generator)
         value = self.critic(features).squeeze(-1).float()
-        return Action(action, log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1), value, state)
+        return Action(action, dist.log_prob(action), value, state)
 
     @torch.no_grad()
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
@@ -152,10 +155,8 @@ class RecurrentPPO(L.LightningModule):
                 _, state = self._features_sequence(batch.obs[:, :b], state, batch.starts[:, :b])
             state = detach_state(state)
         features, _ = self._features_sequence(batch.obs[:, b:], state, batch.starts[:, b:])
-        logits = self.actor(features).float()
-        log_probs = logits.log_softmax(-1)
-        log_prob = log_probs.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        dist = self.actor.distribution(features)
+        log_prob, entropy = dist.log_prob(batch.actions), dist.entropy()
         value = self.critic(features).squeeze(-1).float()
         return log_prob, entropy, value
 
@@ -183,7 +184,7 @@ class RecurrentPPO(L.LightningModule):
                 out["memory_aux_loss"] = aux.detach()
             out.update({f"memory/{k}": v for k, v in self.memory.diagnostics().items()})
         self._nonfinite = self._nonfinite.to(out["loss"].device) | ~torch.isfinite(out["loss"].detach())
-        size = batch.actions.numel()
+        size = batch.log_probs.numel()
         self.log_dict(
             {f"train/{k}": v for k, v in out.items() if k != "loss"},
             on_step=False,
@@ -244,7 +245,8 @@ class RecurrentPPO(L.LightningModule):
         self._log_evaluation("test", batch)
 
     def _log_evaluation(self, stage: str, metrics: dict[str, torch.Tensor]) -> None:
-        self.log(f"{stage}/success_rate", metrics["success_rate"], batch_size=1, sync_dist=True)
+        if "success_rate" in metrics:  # envs that report no success are evaluated by return only
+            self.log(f"{stage}/success_rate", metrics["success_rate"], batch_size=1, sync_dist=True)
         self.log(f"{stage}/return", metrics["return_mean"], batch_size=1, sync_dist=True)
         self.log(f"{stage}/episode_length", metrics["length_mean"], batch_size=1, sync_dist=True)
 

@@ -15,8 +15,9 @@ import torch
 class ResultsJson(L.Callback):
     """At the end of training (a final greedy evaluation) and after `test`, write `results.json` to the log dir.
 
-    The file holds `success_rate`, `return_mean`, `episodes`, `env_steps` (all ranks), `wall_s`,
-    `sps` (env steps per second of this run), `stage`, and `config` (the saved config's path).
+    The file holds `success_rate` (`null` for envs that report no success), `return_mean`, `episodes`,
+    `env_steps` (all ranks), `wall_s`, `sps` (env steps per second of this run), `stage`, and `config`
+    (the saved config's path).
 
     Args:
         filename: name of the file written into `trainer.log_dir`.
@@ -71,6 +72,7 @@ class ResultsJson(L.Callback):
         metrics = trainer.datamodule.evaluate(pl_module, self.final_eval_episodes)
         pl_module.train(was_training)
         metrics = {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
+        metrics.setdefault("success_rate", None)
         steps = self._env_steps(trainer)
         self._write(trainer, "fit", metrics, wall, steps, steps - self._env_steps_at_start)
         self._written_this_fit = True
@@ -78,8 +80,9 @@ class ResultsJson(L.Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         wall = time.perf_counter() - self._started
         cm = trainer.callback_metrics
+        success = cm.get("test/success_rate")
         metrics = {
-            "success_rate": float(cm.get("test/success_rate", torch.tensor(float("nan")))),
+            "success_rate": float(success) if success is not None else None,
             "return_mean": float(cm.get("test/return", torch.tensor(float("nan")))),
         }
         self._write(trainer, "test", metrics, wall, self._env_steps(trainer), 0)

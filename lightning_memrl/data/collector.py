@@ -17,6 +17,7 @@ import torch
 from lightning_memrl.data.gae import compute_gae, explained_variance
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.specs import env_spec_of
 from lightning_memrl.state import State, clone_state, map_state, stack_states
 
 
@@ -26,7 +27,7 @@ class Rollout:
 
     obs: torch.Tensor  # [burn_in + T, N, D]: previous rollout's last burn_in steps, then this one
     starts: torch.Tensor  # [burn_in + T, N]
-    actions: torch.Tensor
+    actions: torch.Tensor  # [T, N, *action_shape] (shape and dtype from the env's EnvSpec)
     log_probs: torch.Tensor
     values: torch.Tensor
     rewards: torch.Tensor
@@ -41,6 +42,9 @@ class Rollout:
 
 class RolloutCollector:
     """Steps a `VectorTask` with a `RecurrentPolicy` and keeps everything needed to continue.
+
+    An env that cannot be checkpointed (`restorable = False`, e.g. a gymnasium env) restarts its
+    episodes after `load_state_dict`; counters and the sampling generator still continue.
 
     Args:
         env: the vectorized task.
@@ -69,6 +73,7 @@ class RolloutCollector:
         self.gamma = gamma
         self.gae_lambda = gae_lambda
         self.device = env.device
+        self.env_spec = env_spec_of(env)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.env_steps = 0
@@ -79,6 +84,7 @@ class RolloutCollector:
         if env.num_envs != self.env.num_envs or env.device != self.env.device:
             raise ValueError("replace_env needs the same number of envs on the same device")
         self.env = env
+        self.env_spec = env_spec_of(env)
         self._started = False
 
     # --- state between rollouts -----------------------------------------------------------------
@@ -118,8 +124,8 @@ class RolloutCollector:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"].cpu())
         self.env_steps = state["env_steps"]
-        self._started = state["started"]
-        if not self._started:
+        self._started = state["started"] and getattr(self.env, "restorable", True)
+        if not self._started:  # never started, or an env without state: start fresh episodes
             return
         self.env.load_state_dict(state["env"])
         to_device = lambda x: x.to(self.device)
@@ -138,7 +144,8 @@ class RolloutCollector:
         dev = self.device
         obs_buf = torch.empty(T, n, self.next_obs.shape[-1], device=dev)
         starts = torch.empty(T, n, dtype=torch.bool, device=dev)
-        actions = torch.empty(T, n, dtype=torch.long, device=dev)
+        spec = self.env_spec
+        actions = torch.empty(T, n, *spec.action_shape, dtype=spec.action_dtype, device=dev)
         log_probs = torch.empty(T, n, device=dev)
         values = torch.empty(T, n, device=dev)
         rewards = torch.empty(T, n, device=dev)
@@ -185,6 +192,16 @@ class RolloutCollector:
         advantages, returns = compute_gae(
             rewards, values, next_values, terminated, truncated, self.gamma, self.gae_lambda
         )
+        stats = {
+            "episodes": finished_count,
+            "episode_return": finished_return / finished_count.clamp_min(1),
+            "episode_length": finished_length / finished_count.clamp_min(1),
+            "success_rate": finished_success / finished_count.clamp_min(1),
+            "explained_variance": explained_variance(values, returns),
+            "reward_mean": rewards.mean(),
+        }
+        if not getattr(self.env, "reports_success", True):  # an env without a success signal
+            del stats["success_rate"]
         rollout = Rollout(
             obs=torch.cat([self.history_obs, obs_buf]),
             starts=torch.cat([self.history_starts, starts]),
@@ -198,14 +215,7 @@ class RolloutCollector:
             advantages=advantages,
             returns=returns,
             sequence_states=stack_states(sequence_states),
-            stats={
-                "episodes": finished_count,
-                "episode_return": finished_return / finished_count.clamp_min(1),
-                "episode_length": finished_length / finished_count.clamp_min(1),
-                "success_rate": finished_success / finished_count.clamp_min(1),
-                "explained_variance": explained_variance(values, returns),
-                "reward_mean": rewards.mean(),
-            },
+            stats=stats,
         )
         self.history_obs = obs_buf[T - b :].clone()
         self.history_starts = starts[T - b :].clone()

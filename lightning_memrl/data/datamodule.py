@@ -20,9 +20,10 @@ from lightning_memrl.data.collector import RolloutCollector, sequences
 from lightning_memrl.data.evaluation import evaluate
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.envs.registry import make_task
+from lightning_memrl.envs.gym_adapter import VECTORIZATION_MODES
+from lightning_memrl.envs.registry import GYM_PREFIX, make_task
 from lightning_memrl.errors import ConfigError
-from lightning_memrl.specs import EnvSpec
+from lightning_memrl.specs import EnvSpec, env_spec_of
 from lightning_memrl.state import index_state
 
 
@@ -30,8 +31,10 @@ class RolloutDataModule(L.LightningDataModule):
     """Collects rollouts with the agent being trained and serves PPO sequence minibatches.
 
     Args:
-        env: a registered task name (see `lightning_memrl.envs.task_names()`).
-        env_kwargs: keyword arguments of the task (for example `horizon`, `num_cues`).
+        env: a registered task name (see `lightning_memrl.envs.task_names()`), or `gym:<id>` for
+            any gymnasium env (`gym:CartPole-v1`; `gym:module:EnvName` imports `module` first).
+        env_kwargs: keyword arguments of the task (for example `horizon`, `num_cues`); for a
+            `gym:` env, the keyword arguments of `gymnasium.make`.
         difficulty: a difficulty preset of the task (`easy`, `medium`, `hard`, `extreme`);
             `env_kwargs` override it.
         num_envs: envs collected in parallel (per DDP rank).
@@ -47,6 +50,8 @@ class RolloutDataModule(L.LightningDataModule):
         seed: seed of envs, action sampling and minibatch order (DDP rank r uses `seed + 1000 * r`).
         eval_envs: envs used for greedy evaluation.
         eval_episodes: episodes per evaluation.
+        vectorization: how a `gym:` env's copies run: `sync` (in this process) or `async` (one
+            worker process each); built-in tasks always step in tensors (`sync`).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class RolloutDataModule(L.LightningDataModule):
         seed: int = 0,
         eval_envs: int = 256,
         eval_episodes: int = 256,
+        vectorization: str = "sync",
     ):
         super().__init__()
         self.env_name = env
@@ -81,9 +87,9 @@ class RolloutDataModule(L.LightningDataModule):
         self.seed = seed
         self.eval_envs = eval_envs
         self.eval_episodes = eval_episodes
+        self.vectorization = vectorization
         self._check_shapes()
-        probe = self.make_env(1, "cpu", seed)
-        self.env_spec = EnvSpec(observation_size=probe.observation_size, num_actions=probe.num_actions)
+        self.env_spec = self._probe_spec(self.env_kwargs)
         self.collector: RolloutCollector | None = None
         self.eval_env: VectorTask | None = None
         self.iteration = 0
@@ -107,10 +113,26 @@ class RolloutDataModule(L.LightningDataModule):
             )
         if self.update_epochs < 1:
             raise ConfigError(f"data.update_epochs must be >= 1, got {self.update_epochs}")
+        if self.vectorization not in VECTORIZATION_MODES:
+            raise ConfigError(f"data.vectorization must be one of {VECTORIZATION_MODES}, got {self.vectorization!r}")
 
-    def make_env(self, num_envs: int, device: torch.device | str, seed: int) -> VectorTask:
+    def make_env(
+        self, num_envs: int, device: torch.device | str, seed: int, vectorization: str | None = None
+    ) -> VectorTask:
         """Build the configured task with `num_envs` envs."""
-        return make_task(self.env_name, num_envs, device, seed, self.difficulty, **self.env_kwargs)
+        mode = vectorization or self.vectorization
+        return make_task(self.env_name, num_envs, device, seed, self.difficulty, mode, **self.env_kwargs)
+
+    def _probe_spec(self, env_kwargs: dict[str, Any]) -> EnvSpec:
+        """The env spec for these task arguments, from a one-env probe (closed again).
+
+        A gym probe runs in this process whatever `vectorization` says (no worker to start for it).
+        """
+        gym_env = self.env_name.startswith(GYM_PREFIX)
+        mode = "sync" if gym_env else self.vectorization
+        probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, mode, **env_kwargs)
+        _close(probe)
+        return env_spec_of(probe)
 
     # --- Lightning hooks ------------------------------------------------------------------------
     @property
@@ -128,15 +150,27 @@ class RolloutDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         seed = self.seed + 1000 * self.rank
         if self.collector is None or self.collector.device != self.device:
+            if self.collector is not None:
+                _close(self.collector.env)
             env = self.make_env(self.num_envs, self.device, seed)
             self.collector = RolloutCollector(
                 env, self.rollout_steps, self.seq_len, self.burn_in, self.gamma, self.gae_lambda, seed
             )
         if self.eval_env is None or self.eval_env.device != self.device:
+            _close(self.eval_env)
             self.eval_env = self.make_env(self.eval_envs, self.device, seed + 500)
         if self._pending_state is not None:
             self._apply_state(self._pending_state)
             self._pending_state = None
+
+    def teardown(self, stage: str) -> None:
+        """Close envs that hold outside resources (a gym env's worker processes); built-in tasks stay."""
+        if self.collector is not None and not getattr(self.collector.env, "restorable", True):
+            _close(self.collector.env)
+            self.collector = None
+        if self.eval_env is not None and not getattr(self.eval_env, "restorable", True):
+            _close(self.eval_env)
+            self.eval_env = None
 
     def update_task(self, **env_kwargs: Any) -> None:
         """Change task arguments (for example `horizon`) from the next rollout on.
@@ -145,8 +179,7 @@ class RolloutDataModule(L.LightningDataModule):
         the same (the agent's layers depend on them). The new arguments are saved in checkpoints.
         """
         new_kwargs = {**self.env_kwargs, **env_kwargs}
-        probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, **new_kwargs)
-        spec = EnvSpec(observation_size=probe.observation_size, num_actions=probe.num_actions)
+        spec = self._probe_spec(new_kwargs)
         if spec != self.env_spec:
             raise ConfigError(
                 f"update_task({env_kwargs}) would change the env spec from {self.env_spec} to {spec}; "
@@ -155,7 +188,9 @@ class RolloutDataModule(L.LightningDataModule):
         self.env_kwargs = new_kwargs
         if self.collector is not None:
             seed = self.seed + 1000 * self.rank
+            _close(self.collector.env)
             self.collector.replace_env(self.make_env(self.num_envs, self.device, seed))
+            _close(self.eval_env)
             self.eval_env = self.make_env(self.eval_envs, self.device, seed + 500)
 
     def _policy(self) -> RecurrentPolicy:
@@ -237,6 +272,12 @@ class RolloutDataModule(L.LightningDataModule):
         self.collect_seconds = state["collect_seconds"]
         if state["collector"] is not None:
             self.collector.load_state_dict(state["collector"])
+
+
+def _close(env: Any) -> None:
+    close = getattr(env, "close", None)
+    if close is not None:
+        close()
 
 
 class _IterationDataset(IterableDataset):

@@ -25,7 +25,9 @@ def evaluate(
     episodes from being over-represented.
 
     Returns:
-        `success_rate`, `return_mean`, `length_mean` and `episodes`, as 0-dim tensors.
+        `success_rate`, `return_mean`, `length_mean` and `episodes`, as 0-dim tensors; no
+        `success_rate` when the env reports no success (`env.reports_success` false, e.g. a
+        gymnasium env whose info has no `is_success`).
     """
     n, dev = env.num_envs, env.device
     quota = math.ceil(num_episodes / n)
@@ -56,9 +58,12 @@ def evaluate(
         if step % 64 == 63 and bool((counted >= quota).all()):
             break
     episodes = counted.sum().clamp_min(1)
-    return {
+    metrics = {
         "success_rate": total_success / episodes,
         "return_mean": total_return / episodes,
         "length_mean": total_length / episodes,
         "episodes": counted.sum().float(),
     }
+    if not getattr(env, "reports_success", True):
+        del metrics["success_rate"]
+    return metrics

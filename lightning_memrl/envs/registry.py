@@ -2,6 +2,8 @@
 
 `make_task("delayed_cue", num_envs=256, difficulty="easy", horizon=80)` builds a task: the defaults,
 then the difficulty preset, then explicit keyword arguments, each overriding the one before.
+`make_task("gym:CartPole-v1", num_envs=8, vectorization="async")` builds any gymnasium env through
+the adapter (`gym:module:EnvName` imports `module` first); its keyword arguments go to `gymnasium.make`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.copy_memory import CopyMemory
 from lightning_memrl.envs.delayed_cue import DelayedCue
 from lightning_memrl.envs.distractor_navigation import DistractorNavigation
+from lightning_memrl.envs.gym_adapter import make_gym_task
 from lightning_memrl.envs.multi_cue_delay import MultiCueDelay
 from lightning_memrl.envs.n_back import NBack
 from lightning_memrl.envs.pattern_binding import PatternBinding
@@ -24,6 +27,7 @@ from lightning_memrl.envs.t_maze import TMaze
 from lightning_memrl.errors import ConfigError
 
 DIFFICULTIES = ("easy", "medium", "hard", "extreme")
+GYM_PREFIX = "gym:"
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,25 @@ def make_task(
     device: torch.device | str = "cpu",
     seed: int | None = None,
     difficulty: str | None = None,
+    vectorization: str = "sync",
     **kwargs: Any,
 ) -> VectorTask:
-    """Build a registered task with `num_envs` envs on `device`."""
+    """Build a registered task, or a `gym:<id>` env, with `num_envs` envs on `device`.
+
+    `vectorization` (`sync` / `async`) applies to gymnasium envs; built-in tasks are vectorized in tensors.
+    """
+    if name.startswith(GYM_PREFIX):
+        if difficulty is not None:
+            raise ConfigError(
+                f"data.difficulty ({difficulty!r}) applies to built-in tasks only; "
+                f"configure {name!r} through data.env_kwargs"
+            )
+        return make_gym_task(name[len(GYM_PREFIX) :], num_envs, device, seed, vectorization, **kwargs)
+    if vectorization != "sync":
+        raise ConfigError(
+            f"data.vectorization {vectorization!r} applies to gym:<id> envs only; built-in task {name!r} "
+            "steps all envs in tensors: leave it at 'sync'"
+        )
     spec = get_task_spec(name)
     resolved = spec.kwargs(difficulty, **kwargs)
     try:

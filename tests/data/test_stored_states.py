@@ -90,3 +90,27 @@ def test_burn_in_steps_receive_no_gradient():
     grad = batch.obs.grad
     assert grad[:, :4].abs().max() == 0.0
     assert grad[:, 4:].abs().max() > 0.0
+
+
+def test_replay_is_honest_for_a_box_action_gym_env():
+    """Gaussian actions (sampled unclipped, clipped by the adapter): ratio 1 at acting-time parameters."""
+    import gymnasium as gym
+    import numpy as np
+
+    from tests.envs import toy_gym_envs  # noqa: F401  (registers Spaces-v0)
+
+    box = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    dm = RolloutDataModule(
+        env="gym:Spaces-v0", env_kwargs={"action_space": box, "episode_length": 5}, num_envs=6,
+        rollout_steps=24, seq_len=8, burn_in=3, minibatch_size=48, update_epochs=1, seed=3,
+    )  # fmt: skip
+    dm.setup("fit")
+    agent = _sensitive_agent(GRU(16), dm)
+    for _iteration in range(3):
+        for batch in dm.iterate(agent):
+            assert batch.starts[:, 3:].any(), "episodes should start inside sequences"
+            log_prob, _, value = agent.evaluate_sequences(batch)
+            ratio = (log_prob - batch.log_probs).exp()
+            torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
+            torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
+    dm.teardown("fit")
