@@ -40,6 +40,13 @@ def run_seed(config: list[str], seed: int, root: Path, stop_at: float | None, ex
     return record
 
 
+def _score(record: dict) -> str:
+    """Success where the env reports it (built-in tasks), else the greedy return (most gym envs)."""
+    if record["success_rate"] is not None:
+        return f"success {record['success_rate']:.3f}"
+    return f"return {record['return_mean']:.1f}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="memrl bench learning", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", required=True, help="config file(s), as for memrl fit")
@@ -55,18 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = run_seed(args.config, seed, root, args.stop_at, args.overrides)
         records.append(record)
         print(
-            f"seed {seed}: success {record['success_rate']:.3f} after {record['env_steps']:,} env steps, "
+            f"seed {seed}: {_score(record)} after {record['env_steps']:,} env steps, "
             f"{record['wall_s']:.0f} s ({record['sps']:,.0f} env-steps/s)"
         )
         if args.out:
             with open(args.out, "a") as f:
                 f.write(json.dumps(record) + "\n")
-    successes = [r["success_rate"] for r in records]
+    key = "success_rate" if all(r["success_rate"] is not None for r in records) else "return_mean"
+    scores = [r[key] for r in records]
     steps = [r["env_steps"] for r in records]
     walls = [r["wall_s"] for r in records]
-    spread = statistics.pstdev(successes) if len(successes) > 1 else 0.0
+    spread = statistics.pstdev(scores) if len(scores) > 1 else 0.0
     print(
-        f"{len(records)} seeds: success {statistics.mean(successes):.3f} +- {spread:.3f}, "
+        f"{len(records)} seeds: {key} {statistics.mean(scores):.3f} +- {spread:.3f}, "
         f"env steps {min(steps):,}-{max(steps):,}, wall {min(walls):.0f}-{max(walls):.0f} s"
     )
     return 0

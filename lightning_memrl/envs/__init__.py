@@ -5,6 +5,8 @@ from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.copy_memory import CopyMemory
 from lightning_memrl.envs.delayed_cue import DelayedCue
 from lightning_memrl.envs.distractor_navigation import DistractorNavigation
+from lightning_memrl.envs.gym_adapter import GymVectorTask, make_gym_task
+from lightning_memrl.envs.gym_spaces import action_spec, flat_size, flatten_batch, to_env_actions
 from lightning_memrl.envs.multi_cue_delay import MultiCueDelay
 from lightning_memrl.envs.n_back import NBack
 from lightning_memrl.envs.pattern_binding import PatternBinding
@@ -21,6 +23,12 @@ from lightning_memrl.envs.t_maze import TMaze
 
 __all__ = [
     "DIFFICULTIES",
+    "GymVectorTask",
+    "action_spec",
+    "flat_size",
+    "flatten_batch",
+    "make_gym_task",
+    "to_env_actions",
     "AssociativeRecall",
     "CopyMemory",
     "DelayedCue",
