@@ -23,3 +23,10 @@ def test_learning_benchmark_runs_seeds_and_stops_at_target(tmp_path, capsys):
     assert all(r["iterations"] == 1 for r in records)  # the threshold 0.0 is met at the first evaluation
     assert all(r["env_steps"] == 16 * 128 for r in records)
     assert "2 seeds: success" in capsys.readouterr().out
+
+
+def test_runs_without_a_success_signal_are_scored_by_return():
+    from lightning_memrl.benchmarks.learning import _score
+
+    assert _score({"success_rate": None, "return_mean": 500.0}) == "return 500.0"
+    assert _score({"success_rate": 0.5, "return_mean": 0.5}) == "success 0.500"
