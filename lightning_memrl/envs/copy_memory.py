@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.sampling import put_rows, redraw_rows
+from lightning_memrl.envs.scored_answers import ScoredAnswersTask
 
 
-class CopyMemory(VectorTask):
+class CopyMemory(ScoredAnswersTask):
     """Watch `seq_len` random tokens, wait, then output the same tokens in the same order.
 
     - Episode: exactly `horizon` steps. Steps 0 .. seq_len-1 show the tokens (write phase), then
@@ -57,6 +57,7 @@ class CopyMemory(VectorTask):
         # the tokens, then a -1 column that no action matches (the "answer" outside the read phase)
         self.sequence = torch.full((num_envs, seq_len + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.num_answers = self.seq_len
         self._build_schedule()
 
     def _build_schedule(self) -> None:
@@ -93,14 +94,6 @@ class CopyMemory(VectorTask):
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
         return torch.take(self.sequence, self._row_start + self._answer_column.index_select(0, self.t))
-
-    def _advance(self, actions: torch.Tensor):
-        correct = actions == self._target()
-        self.num_correct += correct
-        self.t += 1
-        done = self.t == self.horizon
-        success = done & (self.num_correct == self.seq_len)
-        return correct * (1.0 / self.seq_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
         obs = torch.zeros(self.num_envs, self.vocab_size + 2, device=self.device)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.scored_answers import ScoredAnswersTask
 
 
-class MultiCueDelay(VectorTask):
+class MultiCueDelay(ScoredAnswersTask):
     """`num_cues` cues appear at random steps of a presentation window; after a delay, name them in order.
 
     - Episode: exactly `horizon` steps. Steps 0 .. presentation_len-1 are the presentation window:
@@ -67,6 +67,7 @@ class MultiCueDelay(VectorTask):
         # the cues in order of appearance, then a -1 column that no action matches (no answer due)
         self.cues = torch.full((num_envs, num_cues + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.num_answers = self.num_cues
         steps = torch.arange(horizon + 1, device=self.device)
         querying = (steps >= self.query_start) & (steps < horizon)
         self._querying = querying.float()
@@ -102,14 +103,6 @@ class MultiCueDelay(VectorTask):
     def _target(self) -> torch.Tensor:
         """The cue due now (`[N]`; -1, which no action matches, outside the query phase)."""
         return torch.take(self.cues, self._cue_row_start + self._answer_column.index_select(0, self.t))
-
-    def _advance(self, actions: torch.Tensor):
-        correct = actions == self._target()
-        self.num_correct += correct
-        self.t += 1
-        done = self.t == self.horizon
-        success = done & (self.num_correct == self.num_cues)
-        return correct * (1.0 / self.num_cues), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
         obs = torch.zeros(self.num_envs, self.vocab_size + 1, device=self.device)

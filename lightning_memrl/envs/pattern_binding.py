@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.scored_answers import ScoredAnswersTask
 
 
-class PatternBinding(VectorTask):
+class PatternBinding(ScoredAnswersTask):
     """Bind `num_patterns` cue patterns A_j to target patterns B_j; shown one A, reproduce its B.
 
     Patterns are `pattern_len` tokens long. The cue patterns A_j are distinct within an episode (so
@@ -82,6 +82,7 @@ class PatternBinding(VectorTask):
         # B_q, then a -1 column that no action matches (no answer due)
         self.answer = torch.full((num_envs, pattern_len + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.num_answers = self.pattern_len
         self._build_schedule()
 
     def _build_schedule(self) -> None:
@@ -137,14 +138,6 @@ class PatternBinding(VectorTask):
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the response phase)."""
         return torch.take(self.answer, self._answer_row_start + self._answer_column.index_select(0, self.t))
-
-    def _advance(self, actions: torch.Tensor):
-        correct = actions == self._target()
-        self.num_correct += correct
-        self.t += 1
-        done = self.t == self.horizon
-        success = done & (self.num_correct == self.pattern_len)
-        return correct * (1.0 / self.pattern_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
         obs = torch.zeros(self.num_envs, self.vocab_size + 4, device=self.device)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.scored_answers import ScoredAnswersTask
 
 
-class PermutedCopy(VectorTask):
+class PermutedCopy(ScoredAnswersTask):
     """Watch `seq_len` random tokens, wait, then output them in a random order shown one index at a time.
 
     - Episode: exactly `horizon` steps. Steps 0 .. seq_len-1 show the tokens (write phase), then
@@ -61,6 +61,7 @@ class PermutedCopy(VectorTask):
         # the answers sequence[p[i]], then a -1 column that no action matches (no answer due)
         self.answers = torch.full((num_envs, seq_len + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.num_answers = self.seq_len
         self._build_schedule()
 
     def _build_schedule(self) -> None:
@@ -101,14 +102,6 @@ class PermutedCopy(VectorTask):
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
         return torch.take(self.answers, self._answer_row_start + self._answer_column.index_select(0, self.t))
-
-    def _advance(self, actions: torch.Tensor):
-        correct = actions == self._target()
-        self.num_correct += correct
-        self.t += 1
-        done = self.t == self.horizon
-        success = done & (self.num_correct == self.seq_len)
-        return correct * (1.0 / self.seq_len), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
         vocab = self.vocab_size
