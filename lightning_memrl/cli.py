@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -48,6 +49,26 @@ class MemRLCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_lightning_class_args(ResultsJson, "results")
+
+    def before_fit(self) -> None:
+        self._resolve_last_checkpoint()
+
+    def _resolve_last_checkpoint(self) -> None:
+        """`--ckpt_path last` continues the newest run under `trainer.default_root_dir`.
+
+        Lightning alone looks only in the new run's (empty) checkpoint dir and silently starts over.
+        """
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
+        root = Path(self.trainer.default_root_dir)
+        candidates = sorted(root.glob("**/last.ckpt"), key=lambda path: path.stat().st_mtime)
+        if not candidates:
+            raise ConfigError(
+                f"--ckpt_path last: no last.ckpt under trainer.default_root_dir ({root}); "
+                "pass the checkpoint's path, or the default_root_dir of the run to continue"
+            )
+        config["ckpt_path"] = str(candidates[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,3 +115,18 @@ def test_resuming_a_finished_run_still_writes_results(tmp_path, capsys):
     assert main([*args, "--ckpt_path", str(ckpt)]) == 0
     results = json.loads((_log_dir(capsys) / "results.json").read_text())
     assert results["env_steps"] == 16 * 64 and 0.0 <= results["success_rate"] <= 1.0
+
+
+def test_ckpt_path_last_continues_the_newest_run(tmp_path, capsys):
+    args = ["fit", *TINY, "--trainer.default_root_dir", str(tmp_path)]
+    assert main([*args, "--trainer.max_epochs", "1"]) == 0
+    first = _log_dir(capsys)
+    assert main([*args, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 0
+    results = json.loads((_log_dir(capsys) / "results.json").read_text())
+    assert results["env_steps"] == 2 * 16 * 64  # one iteration restored, one more trained
+    assert (first / "checkpoints" / "last.ckpt").exists()
+
+
+def test_ckpt_path_last_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"]) == 2
+    assert "no last.ckpt under trainer.default_root_dir" in capsys.readouterr().err
