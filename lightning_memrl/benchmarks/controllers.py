@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mamba-backend", default="auto", choices=["auto", "torch", "mamba_ssm"])
     p.add_argument("--context", type=int, default=256, help="attention window of the Transformer and hybrid")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on CPU")
-    p.add_argument("--json", type=Path, default=Path("bench_controllers.json"), help="where to write the rows")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows to this file")
     return p
 
 
@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{name:<24}{hidden:>7}{seq_len:>6}{result['train_tokens_per_s']:>14,.0f}"
                     f"{result['act_steps_per_s']:>14,.0f}{ratio:>14.2f}"
                 )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=2))
-    print(f"wrote {args.json}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+        print(f"wrote {args.json}")
     return 0
