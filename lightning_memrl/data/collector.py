@@ -74,6 +74,7 @@ class RolloutCollector:
         self.gae_lambda = gae_lambda
         self.device = env.device
         self.env_spec = env_spec_of(env)
+        self.env_can_truncate = getattr(env, "can_truncate", True)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.env_steps = 0
@@ -85,6 +86,7 @@ class RolloutCollector:
             raise ValueError("replace_env needs the same number of envs on the same device")
         self.env = env
         self.env_spec = env_spec_of(env)
+        self.env_can_truncate = getattr(env, "can_truncate", True)
         self._started = False
 
     # --- state between rollouts -----------------------------------------------------------------
@@ -170,7 +172,7 @@ class RolloutCollector:
             actions[t], log_probs[t], values[t] = step.action, step.log_prob, step.value
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
             self.state = step.state
-            if bool(trunc.any()):  # bootstrap a time-limit cut from the final observation's value
+            if self.env_can_truncate and bool(trunc.any()):  # bootstrap a cut from the final obs's value
                 no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
                 final_values[t] = policy.predict_value(info["final_observation"], self.state, no_reset)
             done = term | trunc

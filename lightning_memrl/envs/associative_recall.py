@@ -32,6 +32,8 @@ class AssociativeRecall(VectorTask):
         seed: seed of the task's generator.
     """
 
+    can_truncate = False  # fixed length: episodes terminate, never truncate
+
     def __init__(
         self,
         num_envs: int,

@@ -35,6 +35,9 @@ class VectorTask(ABC):
 
     #: the episode length for fixed-length tasks (set by subclasses)
     horizon: int
+    #: whether `step` can ever report `truncated`; tasks that only terminate set False, which spares the
+    #: collector a host-device sync per step (its check for truncations to bootstrap)
+    can_truncate: bool = True
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int | None = None):
         if num_envs < 1:

@@ -28,6 +28,8 @@ class NBack(VectorTask):
         seed: seed of the task's generator.
     """
 
+    can_truncate = False  # fixed length: episodes terminate, never truncate
+
     def __init__(
         self,
         num_envs: int,

@@ -18,6 +18,8 @@ class ScoredAnswersTask(VectorTask):
     and set `num_answers`.
     """
 
+    can_truncate = False  # fixed length: episodes terminate, never truncate
+
     t: torch.Tensor
     num_correct: torch.Tensor
     num_answers: int

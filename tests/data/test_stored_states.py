@@ -114,3 +114,14 @@ def test_replay_is_honest_for_a_box_action_gym_env():
             torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
             torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
     dm.teardown("fit")
+
+
+def test_collector_skips_truncation_bootstraps_for_tasks_that_cannot_truncate(monkeypatch):
+    dm = _datamodule(burn_in=0)
+    agent = _sensitive_agent(GRU(8), dm)
+    assert dm.collector.env.can_truncate is False
+    calls = []
+    original = agent.predict_value
+    monkeypatch.setattr(agent, "predict_value", lambda *a: calls.append(1) or original(*a))
+    dm.collector.collect(agent)
+    assert len(calls) == 1  # only the bootstrap at the rollout's end
