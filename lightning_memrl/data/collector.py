@@ -74,7 +74,6 @@ class RolloutCollector:
         self.gae_lambda = gae_lambda
         self.device = env.device
         self.env_spec = env_spec_of(env)
-        self.env_can_truncate = getattr(env, "can_truncate", True)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.env_steps = 0
@@ -86,7 +85,6 @@ class RolloutCollector:
             raise ValueError("replace_env needs the same number of envs on the same device")
         self.env = env
         self.env_spec = env_spec_of(env)
-        self.env_can_truncate = getattr(env, "can_truncate", True)
         self._started = False
 
     # --- state between rollouts -----------------------------------------------------------------
@@ -147,6 +145,7 @@ class RolloutCollector:
         obs_buf = torch.empty(T, n, self.next_obs.shape[-1], device=dev)
         starts = torch.empty(T, n, dtype=torch.bool, device=dev)
         spec = self.env_spec
+        can_truncate = getattr(self.env, "can_truncate", True)  # gym envs do not say: assume they can
         actions = torch.empty(T, n, *spec.action_shape, dtype=spec.action_dtype, device=dev)
         log_probs = torch.empty(T, n, device=dev)
         values = torch.empty(T, n, device=dev)
@@ -172,7 +171,7 @@ class RolloutCollector:
             actions[t], log_probs[t], values[t] = step.action, step.log_prob, step.value
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
             self.state = step.state
-            if self.env_can_truncate and bool(trunc.any()):  # bootstrap a cut from the final obs's value
+            if can_truncate and bool(trunc.any()):  # bootstrap a cut from the final obs's value
                 no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
                 final_values[t] = policy.predict_value(info["final_observation"], self.state, no_reset)
             done = term | trunc
