@@ -1,6 +1,7 @@
 """`memrl suite`: run a grid of `memrl fit` runs, compare results with a baseline, plot them.
 
     memrl suite --config configs/suites/quick.yaml [--dry-run] [--results out.jsonl] [--filter task=delayed_cue]
+    memrl suite --config configs/suites/standard.yaml --jobs 16    # 16 runs at once, one thread each
     memrl suite compare --results A.jsonl --baseline B.jsonl [--tolerance 0.05]
     memrl suite plot --results A.jsonl [--logs runs/suites/quick] --out plots/
 
@@ -9,6 +10,9 @@ Each run is a `memrl fit` in a subprocess (`python -m lightning_memrl fit ...`) 
 memory is reported and the suite goes on; every run starts from a fresh process (global seeds,
 threads, memory), and its exact command is printed and logged to `fit.log` in its dir.
 `--in-process` runs each fit inside this process instead (faster start, used by tests).
+`--jobs N` runs N subprocess fits at once, each with `--threads` intra-op threads (default: the
+machine's cores divided by N, at least 1): set through OMP_NUM_THREADS / MKL_NUM_THREADS in the
+child, since concurrent torch processes that each spin all cores slow one another down badly.
 After a run, its `results.json` (written by the `ResultsJson` callback) becomes one JSON line of
 `--results` (default `<root_dir>/results.jsonl`): `task`, `difficulty`, `controller`, `seed`,
 `horizon`, `success`, `return`, `env_steps`, `wall_s`, `sps`, `git_commit`, `run_id`, `log_dir`,
@@ -55,6 +59,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -101,7 +106,16 @@ def _parser() -> argparse.ArgumentParser:
         help="keep runs matching key=glob[,glob] (task, difficulty, controller, seed) or a run-id glob; repeatable",
     )
     parser.add_argument("--in-process", action="store_true", help="run each fit in this process, not a subprocess")
+    parser.add_argument("--jobs", type=_positive_int, default=1, help="subprocess runs at once (default 1)")
+    parser.add_argument("--threads", type=_positive_int, help="torch threads per run (default: cores // jobs)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def run_main(argv: Sequence[str]) -> int:
@@ -117,26 +131,45 @@ def run_main(argv: Sequence[str]) -> int:
     if opts.dry_run or opts.print_config:
         return dry_run(runs, recorded, sys.stdout, full_config=opts.print_config)
     _check_tasks(runs)
+    if opts.jobs > 1 and opts.in_process:
+        raise ConfigError("--jobs runs subprocesses; it cannot be combined with --in-process")
+    threads = opts.threads or (max(1, (os.cpu_count() or 1) // opts.jobs) if opts.jobs > 1 else None)
     failures = 0
+    todo: list[tuple[str, SuiteRun]] = []
     for index, run in enumerate(runs, 1):
         prefix = f"[{index}/{len(runs)}] {run.run_id}"
         if is_finished(run, recorded):
             print(f"{prefix}: done, skipped")
             continue
         record = _collect_finished(run)
-        if record is None:
-            print(f"{prefix}: running in {run.run_dir}", flush=True)
-            ok = execute(run, in_process=opts.in_process)
-            record = _collect_finished(run) if ok else None
-        if record is None:
-            failures += 1
-            print(f"{prefix}: FAILED (see {run.run_dir / 'fit.log'})", file=sys.stderr)
+        if record is not None:
+            _record(results, recorded, prefix, record)
             continue
-        append_record(results, record)
-        recorded.append(record)
-        print(f"{prefix}: success {record['success']:.3f}  env_steps {record['env_steps']}  {record['wall_s']:.1f} s")
+        todo.append((prefix, run))
+
+    def attempt(prefix: str, run: SuiteRun) -> dict[str, Any] | None:
+        print(f"{prefix}: running in {run.run_dir}", flush=True)
+        ok = execute(run, in_process=opts.in_process, threads=threads)
+        return _collect_finished(run) if ok else None
+
+    with ThreadPoolExecutor(max_workers=opts.jobs) as pool:  # threads only wait on subprocesses
+        futures = {pool.submit(attempt, prefix, run): (prefix, run) for prefix, run in todo}
+        for future in as_completed(futures):
+            prefix, run = futures[future]
+            record = future.result()
+            if record is None:
+                failures += 1
+                print(f"{prefix}: FAILED (see {run.run_dir / 'fit.log'})", file=sys.stderr)
+                continue
+            _record(results, recorded, prefix, record)  # only this thread writes the results file
     print(f"memrl suite: {len(runs) - failures}/{len(runs)} runs recorded in {results}")
     return 1 if failures else 0
+
+
+def _record(results: Path, recorded: list[dict[str, Any]], prefix: str, record: dict[str, Any]) -> None:
+    append_record(results, record)
+    recorded.append(record)
+    print(f"{prefix}: success {record['success']:.3f}  env_steps {record['env_steps']}  {record['wall_s']:.1f} s")
 
 
 # --- listing ----------------------------------------------------------------------------------------
@@ -220,8 +253,11 @@ def _temporary_file(path: Path, text: str):
 
 
 # --- running ----------------------------------------------------------------------------------------
-def execute(run: SuiteRun, in_process: bool = False) -> bool:
-    """Run one `memrl fit` (resuming from its `last.ckpt` when a previous attempt stopped mid-run)."""
+def execute(run: SuiteRun, in_process: bool = False, threads: int | None = None) -> bool:
+    """Run one `memrl fit` (resuming from its `last.ckpt` when a previous attempt stopped mid-run).
+
+    `threads` limits the subprocess's intra-op threads (ignored in process).
+    """
     _prepare_dir(run)
     last = run.run_dir / "checkpoints" / "last.ckpt"
     args = fit_command(run, last if last.exists() else None)
@@ -241,6 +277,8 @@ def execute(run: SuiteRun, in_process: bool = False) -> bool:
     env = dict(os.environ)
     package_root = str(Path(lightning_memrl.__file__).resolve().parent.parent)  # children import this checkout
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     with log.open("a") as handle:
         proc = subprocess.run([sys.executable, "-m", "lightning_memrl", *args], stdout=handle, stderr=handle, env=env)
     return proc.returncode == 0

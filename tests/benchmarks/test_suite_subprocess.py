@@ -1,8 +1,13 @@
 """`memrl suite` with its default launcher: each run a `python -m lightning_memrl fit` subprocess."""
 
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from lightning_memrl.benchmarks import suite as suite_module
 from lightning_memrl.benchmarks.suite import main, read_records
+from lightning_memrl.errors import ConfigError
 from tests.benchmarks.test_suite import REPO, write_suite
 
 
@@ -18,3 +23,31 @@ def test_a_subprocess_run_logs_its_command_and_is_recorded(tmp_path, capsys):
     assert "memrl: logs, checkpoints and results.json in" in log  # the child's own output
     assert (run_dir / "checkpoints" / "last.ckpt").exists() and list(run_dir.glob("events.out.tfevents.*"))
     assert "success" in capsys.readouterr().out
+
+
+def test_jobs_run_several_subprocesses_with_limited_threads_and_record_each(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", seeds=[0, 1])
+    results = tmp_path / "out.jsonl"
+    assert main(["--config", str(suite), "--results", str(results), "--jobs", "2", "--threads", "1"]) == 0
+    records = read_records(results)
+    assert sorted(r["run_id"] for r in records) == ["delayed_cue/easy/gru/seed0", "delayed_cue/easy/gru/seed1"]
+    assert all(r["env_steps"] == 512 for r in records)
+
+
+def test_jobs_threads_reach_the_child_environment(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run(command, stdout, stderr, env):
+        seen.append(env["OMP_NUM_THREADS"])
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(suite_module.subprocess, "run", fake_run)
+    suite = write_suite(tmp_path / "tiny.yaml", seeds=[0, 1, 2])
+    assert main(["--config", str(suite), "--results", str(tmp_path / "r.jsonl"), "--jobs", "3", "--threads", "2"]) == 1
+    assert seen == ["2", "2", "2"]
+
+
+def test_jobs_and_in_process_do_not_mix(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", seeds=[0])
+    with pytest.raises(ConfigError, match="--in-process"):
+        main(["--config", str(suite), "--jobs", "2", "--in-process"])
