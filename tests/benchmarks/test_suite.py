@@ -76,7 +76,7 @@ def test_shipped_suites_cover_the_nine_tasks(monkeypatch):
     assert len(runs) == 9 * 2 * 2 * 3
     assert {r.controller.name for r in runs} == {"gru", "lstm"} and {r.seed for r in runs} == {0, 1, 2}
     medium = next(r for r in runs if r.difficulty == "medium").merged_config()
-    assert medium["data"]["seq_len"] == 256 and medium["trainer"]["max_epochs"] == 300
+    assert medium["data"]["seq_len"] == 256 and medium["trainer"]["max_epochs"] == 64
     assert medium["model"]["controller"]["class_path"] == "lightning_memrl.controllers.GRU"
 
 
