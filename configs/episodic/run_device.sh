@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Learning benchmark of issue 7 on the 16-core GPU machine: episodic agent vs the same agent without
-# episodic memory on associative_recall easy, seeds 0 1 2, all six runs at once (one process each,
+# episodic memory on associative_recall (horizon 19), seeds 0 1 2, all six runs at once (one process each,
 # one CPU thread each), then a markdown table. Each run trains a fixed env-step budget (max_epochs in
 # the configs); TRAINER_MAX_TIME is only a guard so the whole script ends in time.
 #   RESULTS_TO=$OUT/episodic bash configs/episodic/run_device.sh    # on the device: tables + logs to $OUT
