@@ -139,7 +139,12 @@ class RecurrentPPO(L.LightningModule):
 
     @torch.no_grad()
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
-        features, _ = self._features_step(obs, state, reset)
+        """The value of `obs [N, D]` from `state`, without acting: the memory is only read, never written."""
+        if self.memory is None:
+            features, _ = self._features_step(obs, state, reset)
+        else:
+            with self.memory.read_only():
+                features, _ = self._features_step(obs, state, reset)
         return self.critic(features).squeeze(-1).float()
 
     # --- training -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ unchanged, each env has its own memory, and `reset[b, t]` clears row `b` before 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
@@ -42,6 +43,15 @@ class Memory(nn.Module, ABC):
     def auxiliary_loss(self) -> torch.Tensor | None:
         """An extra loss term from the last `forward_sequence` (for example a gate-sparsity penalty)."""
         return None
+
+    def read_only(self) -> AbstractContextManager:
+        """A context in which `forward_step` leaves no trace outside the returned state.
+
+        Agents enter it for steps that only peek (the bootstrap value of `predict_value`). Memories
+        whose whole content is the recurrent state need nothing: the peeked state is dropped. A memory
+        with a shared store (`EpisodicMemory`) suspends its writes.
+        """
+        return nullcontext()
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
         """Detached scalars describing the last call (gate mean, slot usage, ...), for logging."""

@@ -7,10 +7,11 @@ not cleared by `reset`: the store outlives episodes on purpose). A read at tick 
 entries written before `t`. Training replays a sequence from its stored state, so step `i` of the
 replay reads at tick `stored + i`, exactly the entries the acting step saw: no leakage from later
 steps of the rollout, and replayed reads equal acting reads while the parameters are unchanged.
-The store is read-only during `forward_sequence` (training) and in eval mode; `forward_step` in
-train mode under `no_grad` (acting) writes. Entries evicted (or an index rebuilt) between acting
-and the update are the only source of difference; keep `capacity` above one rollout's writes and
-rebuild between iterations (`FaissIndexRebuild` does).
+The store is read-only during `forward_sequence` (training), in eval mode and inside `read_only()`
+(the agent's bootstrap `predict_value`); `forward_step` in train mode under `no_grad` (acting)
+writes. Entries evicted (or an index rebuilt) between acting and the update are the only source of
+difference; keep `capacity` above one rollout's writes and rebuild between iterations
+(`FaissIndexRebuild` does).
 
 Read-out: the query (controller output `h`) is compared with the `k` retrieved keys by cosine
 similarity; the read is `out(sum_i softmax(sim_i / temperature) * value_i)`. Keys and values are
@@ -19,6 +20,9 @@ attention weights.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +84,7 @@ class EpisodicMemory(Memory):
         )
         self.out = nn.Linear(query_size, read_size)
         self._diagnostics: dict[str, torch.Tensor] = {}
+        self._writes_suspended = False
 
     # --- the contract -----------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -92,7 +97,7 @@ class EpisodicMemory(Memory):
         """`query [B, H]` -> `(read [B, R], {"tick": tick + 1})`; writes the query in train mode without grad."""
         tick = state["tick"]
         read = self._read(query, tick)
-        if self.training and not torch.is_grad_enabled():
+        if self.training and not torch.is_grad_enabled() and not self._writes_suspended:
             self._sync_device(query.device)
             self.store.add(query.detach(), query.detach(), ticks=tick)
         return read, {"tick": tick + 1}
@@ -105,6 +110,15 @@ class EpisodicMemory(Memory):
         ticks = state["tick"].unsqueeze(1) + torch.arange(t, device=query.device)  # [B, T]
         read = self._read(query.reshape(b * t, -1), ticks.reshape(-1)).reshape(b, t, -1)
         return read, {"tick": state["tick"] + t}
+
+    @contextmanager
+    def read_only(self) -> Iterator[None]:
+        """Suspend writes: steps taken inside read (at their tick) but add nothing to the store."""
+        suspended, self._writes_suspended = self._writes_suspended, True
+        try:
+            yield
+        finally:
+            self._writes_suspended = suspended
 
     # --- internals --------------------------------------------------------------------------------
     def _sync_device(self, device: torch.device) -> None:

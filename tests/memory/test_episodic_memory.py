@@ -104,3 +104,21 @@ def test_agent_replay_matches_acting_log_probs():
     torch.testing.assert_close(replay, torch.stack(log_probs, 1))
     replay.sum().backward()
     assert agent.memory.out.weight.grad.abs().sum() > 0
+
+
+def test_bootstrap_value_reads_but_does_not_write():
+    torch.manual_seed(0)
+    agent = RecurrentPPO(
+        GRU(16), env_spec=EnvSpec(observation_size=5, num_actions=3), memory=EpisodicMemory(16, 8, k=4, backend="exact")
+    )
+    agent.train()
+    state, no_reset = agent.initial_state(4), torch.zeros(4, dtype=torch.bool)
+    for _ in range(3):
+        state = agent.act(torch.randn(4, 5), state, no_reset).state
+    obs = torch.randn(4, 5)
+    value = agent.predict_value(obs, state, no_reset)
+    assert agent.memory.store.size == 12  # the peek added nothing
+    assert agent.memory.diagnostics()["hit_rate"] == 1  # ... but it read the 12 acted entries
+    step = agent.act(obs, state, no_reset)  # acting the same step writes, and values it the same way
+    torch.testing.assert_close(step.value, value)
+    assert agent.memory.store.size == 16
