@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_memrl.controllers.base import Controller
+from lightning_memrl.ops.lstm_scan import lstm_scan
 
 
 class LSTM(Controller):
@@ -69,11 +70,7 @@ class LSTM(Controller):
     def forward_sequence(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], reset: torch.Tensor
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        gi = F.linear(x, self.weight_ih, self.bias)
-        keep = (~reset).unsqueeze(-1).to(gi.dtype)
-        h, c = (s.to(gi.dtype) for s in state)
-        outputs = []
-        for t in range(x.shape[1]):
-            h, c = self._cell(gi[:, t], h * keep[:, t], c * keep[:, t])
-            outputs.append(h)
-        return torch.stack(outputs, dim=1), (h, c)
+        gi = F.linear(x, self.weight_ih, self.bias)  # [B, T, 4H], all steps at once
+        h0, c0 = state
+        y, c = lstm_scan(gi, h0, c0, (~reset).to(gi.dtype), self.weight_hh)
+        return y, (y[:, -1], c)
