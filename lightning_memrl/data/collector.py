@@ -146,6 +146,7 @@ class RolloutCollector:
         starts = torch.empty(T, n, dtype=torch.bool, device=dev)
         spec = self.env_spec
         can_truncate = getattr(self.env, "can_truncate", True)  # gym envs do not say: assume they can
+        bootstrap_every_step = can_truncate and bootstraps_without_sync(dev)
         actions = torch.empty(T, n, *spec.action_shape, dtype=spec.action_dtype, device=dev)
         log_probs = torch.empty(T, n, device=dev)
         values = torch.empty(T, n, device=dev)
@@ -171,9 +172,10 @@ class RolloutCollector:
             actions[t], log_probs[t], values[t] = step.action, step.log_prob, step.value
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
             self.state = step.state
-            if can_truncate and bool(trunc.any()):  # bootstrap a cut from the final obs's value
+            if bootstrap_every_step or (can_truncate and bool(trunc.any())):  # bootstrap a cut from its final obs
                 no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
-                final_values[t] = policy.predict_value(info["final_observation"], self.state, no_reset)
+                final_value = policy.predict_value(info["final_observation"], self.state, no_reset)
+                final_values[t] = torch.where(trunc, final_value, 0.0)
             done = term | trunc
             self.episode_return += reward
             self.episode_length += 1
@@ -223,6 +225,15 @@ class RolloutCollector:
         self.history_state = next_history_state
         self.env_steps += T * n
         return rollout
+
+
+def bootstraps_without_sync(device: torch.device) -> bool:
+    """Whether truncation bootstraps are computed every step instead of only when an env was cut.
+
+    On an accelerator, asking whether any env was cut is a host sync per step; there the value of every
+    final observation is computed instead (one extra value forward) and kept where cut.
+    """
+    return device.type != "cpu"
 
 
 def sequences(rollout: Rollout, seq_len: int, burn_in: int) -> dict[str, Any]:

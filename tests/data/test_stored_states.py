@@ -125,3 +125,25 @@ def test_collector_skips_truncation_bootstraps_for_tasks_that_cannot_truncate(mo
     monkeypatch.setattr(agent, "predict_value", lambda *a: calls.append(1) or original(*a))
     dm.collector.collect(agent)
     assert len(calls) == 1  # only the bootstrap at the rollout's end
+
+
+def test_sync_free_truncation_bootstraps_equal_the_synced_ones(monkeypatch):
+    """The accelerator path (a value of every final observation, kept where cut) = the CPU path (only when cut)."""
+    from lightning_memrl.data import collector as collector_module
+
+    rollouts = []
+    for sync_free in (False, True):
+        monkeypatch.setattr(collector_module, "bootstraps_without_sync", lambda device, flag=sync_free: flag)
+        torch.manual_seed(0)
+        dm = RolloutDataModule(
+            env="t_maze", env_kwargs={"horizon": 4, "time_limit": 5}, num_envs=6, rollout_steps=24,
+            seq_len=8, burn_in=0, minibatch_size=48, update_epochs=1, seed=3,
+        )  # fmt: skip
+        dm.setup("fit")
+        torch.manual_seed(1)
+        agent = _sensitive_agent(GRU(8), dm)
+        rollouts.append(dm.collector.collect(agent))
+    synced, sync_free = rollouts
+    assert synced.truncated.any(), "the test needs truncated episodes"
+    torch.testing.assert_close(sync_free.next_values, synced.next_values)
+    torch.testing.assert_close(sync_free.advantages, synced.advantages)
