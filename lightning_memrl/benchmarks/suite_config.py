@@ -43,6 +43,7 @@ GRID_KEYS = (
     "trainer.logger",
 )
 FILTER_KEYS = ("task", "difficulty", "controller", "seed")
+_LOG_LOCATION_KEYS = ("default_root_dir", "logger")  # trainer keys that say where a run logs, not what it is
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class SuiteRun:
         run_dir: the run's log dir (TensorBoard events, checkpoints, `results.json`).
         base_configs: config files passed first as `--config`.
         overrides: nested config set on top of the base configs (the grid's values included).
-        config_hash: hash of the base configs' text and `overrides`; a changed hash means a new run.
+        config_hash: hash of the base configs' text and `overrides` except the log location (so results
+            recorded on another machine, under another root dir, still count); a changed hash means a new run.
     """
 
     suite: str
@@ -153,7 +155,11 @@ class SuiteSpec:
                     for seed in self.seeds:
                         run_dir = root / task / difficulty / controller.name / f"seed{seed}"
                         overrides = self._overrides(task, difficulty, controller, seed, run_dir)
-                        digest = hashlib.sha1((base_text + json.dumps(overrides, sort_keys=True)).encode())
+                        what = {k: v for k, v in overrides.items() if k != "trainer"}  # not where it logs
+                        what["trainer"] = {
+                            k: v for k, v in overrides.get("trainer", {}).items() if k not in _LOG_LOCATION_KEYS
+                        }
+                        digest = hashlib.sha1((base_text + json.dumps(what, sort_keys=True)).encode())
                         out.append(
                             SuiteRun(
                                 self.name,

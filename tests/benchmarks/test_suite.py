@@ -238,3 +238,12 @@ def test_a_failed_run_is_reported_and_the_suite_goes_on(tiny_suite, capsys):
     assert main(["--config", str(tiny_suite), "--results", str(results), "--in-process"]) == 1
     assert "FAILED" in capsys.readouterr().err
     assert read_records(results) == []
+
+
+def test_config_hash_ignores_where_a_run_logs(tmp_path):
+    """Results recorded under another root dir (another machine) still mark the same runs as finished."""
+    suite = load_suite(write_suite(tmp_path / "s.yaml", seeds=[0, 1]))
+    here, there = suite.runs(tmp_path / "a"), suite.runs(tmp_path / "b")
+    assert [r.run_dir for r in here] != [r.run_dir for r in there]
+    assert [r.config_hash for r in here] == [r.config_hash for r in there]
+    assert len({r.config_hash for r in here}) == 2  # the seed is part of what a run is
