@@ -2,6 +2,8 @@
 
     memrl bench throughput --num-envs 256 --hidden 128 --iterations 8
     memrl bench throughput --device cuda --num-envs 4096 --json out.json
+    memrl bench throughput --device cuda --controller mamba2 --mamba-backend mamba_ssm --horizon 1000 \
+        --rollout-steps 1024 --seq-len 1024 --num-envs 1024
 
 Times whole PPO iterations (collection + GAE + update epochs, in `lightning.Trainer.fit`) after
 warm-up iterations, and reports the share of time spent collecting.
@@ -20,7 +22,7 @@ import lightning as L
 import torch
 
 from lightning_memrl.agents import RecurrentPPO
-from lightning_memrl.controllers import GRU
+from lightning_memrl.benchmarks.controllers import controller_factories
 from lightning_memrl.data import RolloutDataModule
 
 
@@ -58,8 +60,16 @@ def run(
     device: str = "cpu",
     precision: str = "32-true",
     horizon: int = 50,
+    controller: str = "gru",
+    mamba_backend: str = "auto",
 ) -> dict[str, Any]:
-    """Train GRU recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`."""
+    """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
+
+    `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...).
+    """
+    factories = controller_factories(mamba_backend, context=seq_len)
+    if controller not in factories:
+        raise ValueError(f"unknown controller {controller!r}; choose one of {', '.join(factories)}")
     L.seed_everything(0, verbose=False)
     steps = num_envs * rollout_steps
     dm = RolloutDataModule(
@@ -71,7 +81,7 @@ def run(
         minibatch_size=steps // num_minibatches,
         update_epochs=update_epochs,
     )
-    agent = RecurrentPPO(GRU(hidden), env_spec=dm.env_spec)
+    agent = RecurrentPPO(factories[controller](hidden), env_spec=dm.env_spec)
     timer = _IterationTimer()
     trainer = L.Trainer(
         max_epochs=warmup + iterations,
@@ -93,7 +103,8 @@ def run(
     collect = sum(timer.collect[warmup:])
     return {
         "benchmark": "throughput",
-        "controller": f"GRU-{hidden}",
+        "controller": f"{controller}-{hidden}",
+        "horizon": horizon,
         "num_envs": num_envs,
         "rollout_steps": rollout_steps,
         "seq_len": seq_len,
@@ -122,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="memrl bench throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256])
     parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--controller", default="gru", help="a controller of `memrl bench controllers` (default gru)")
+    parser.add_argument("--mamba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
+    parser.add_argument("--horizon", type=int, default=50, help="delayed_cue episode length")
     parser.add_argument("--rollout-steps", type=int, default=128)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--minibatches", type=int, default=4)
@@ -145,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup,
             device=args.device,
             precision=args.precision,
+            horizon=args.horizon,
+            controller=args.controller,
+            mamba_backend=args.mamba_backend,
         )
         results.append(result)
         print(
