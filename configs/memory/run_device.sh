@@ -21,9 +21,9 @@ CUE_EPOCHS=${CUE_EPOCHS:-400}       # x 16,384 = 6.6M env steps at most for dela
 MAX_TIME=${MAX_TIME:-00:00:07:15}   # wall-clock stop of every run (DD:HH:MM:SS)
 GRU_ACCEL=${GRU_ACCEL:-cpu}
 MEM_ACCEL=${MEM_ACCEL:-gpu}
-PAIR_MEMORIES=${PAIR_MEMORIES:-"kv ring"}
-RECALL_EXTRA_MEMORIES=${RECALL_EXTRA_MEMORIES:-"miras"}  # associative memory: associative_recall only
-CUE_RUNS=${CUE_RUNS:-"kv ring kv+curriculum"}
+PAIR_MEMORIES=${PAIR_MEMORIES-"kv ring"}
+RECALL_EXTRA_MEMORIES=${RECALL_EXTRA_MEMORIES-"miras"}  # associative memory: associative_recall only
+CUE_RUNS=${CUE_RUNS-"kv ring kv+curriculum"}
 
 launch() {  # launch <task config> <model name or none> <accelerator> <epochs> <seed> [extra config]
   local task=$1 model=$2 accel=$3 epochs=$4 seed=$5 extra=${6:-}
