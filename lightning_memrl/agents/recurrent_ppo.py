@@ -39,6 +39,9 @@ class RecurrentPPO(L.LightningModule):
         env_spec: observation size and action space (any kind, see `EnvSpec`); linked from the data
             module by `memrl`.
         memory: optional external memory read with the controller output.
+        feed_memory_back: also give the memory read of step `t` to the encoder at step `t + 1`
+            (concatenated to the observation; zero at an episode's first step). Needs `memory`; the
+            recurrence then runs through the memory, so training replays sequences step by step.
         lr: Adam learning rate.
         adam_eps: Adam epsilon.
         anneal_lr: decay the learning rate linearly to 0 over `trainer.max_epochs` iterations.
@@ -56,6 +59,7 @@ class RecurrentPPO(L.LightningModule):
         controller: Controller,
         env_spec: EnvSpec | None = None,
         memory: Memory | None = None,
+        feed_memory_back: bool = False,
         lr: float = 3e-4,
         adam_eps: float = 1e-5,
         anneal_lr: bool = False,
@@ -85,9 +89,11 @@ class RecurrentPPO(L.LightningModule):
                 f"memory.query_size ({memory.query_size}) must equal the controller's output size "
                 f"({controller.output_size})"
             )
-        self.encoder = nn.Sequential(
-            _orthogonal(nn.Linear(env_spec.observation_size, controller.input_size), math.sqrt(2)), nn.ReLU()
-        )
+        if feed_memory_back and memory is None:
+            raise ConfigError("model.feed_memory_back needs a memory (model.memory.class_path ...)")
+        self.feed_memory_back = feed_memory_back
+        encoder_in = env_spec.observation_size + (memory.read_size if feed_memory_back else 0)
+        self.encoder = nn.Sequential(_orthogonal(nn.Linear(encoder_in, controller.input_size), math.sqrt(2)), nn.ReLU())
         features = controller.output_size + (memory.read_size if memory is not None else 0)
         self.actor = ActionHead(features, env_spec, init_gain=0.01, log_std_init=log_std_init)
         self.critic = _orthogonal(nn.Linear(features, 1), 1.0)
@@ -99,21 +105,41 @@ class RecurrentPPO(L.LightningModule):
         state = {"controller": self.controller.initial_state(batch_size, device)}
         if self.memory is not None:
             state["memory"] = self.memory.initial_state(batch_size, device)
+        if self.feed_memory_back:  # the previous step's read, the encoder's extra input
+            state["read"] = torch.zeros(batch_size, self.memory.read_size, device=device)
         return state
 
     def _features_step(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        if self.feed_memory_back:  # a new episode starts without the last episode's read
+            obs = torch.cat([obs, state["read"] * ~reset[:, None]], dim=-1)
         h, controller_state = self.controller.forward_step(self.encoder(obs), state["controller"], reset)
         if self.memory is None:
             return h, {"controller": controller_state}
         read, memory_state = self.memory.forward_step(h, state["memory"], reset)
-        return torch.cat([h, read], dim=-1), {"controller": controller_state, "memory": memory_state}
+        new_state = {"controller": controller_state, "memory": memory_state}
+        if self.feed_memory_back:
+            new_state["read"] = read
+        return torch.cat([h, read], dim=-1), new_state
 
     def _features_sequence(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        if self.feed_memory_back:
+            return self._features_step_by_step(obs, state, reset)
         h, controller_state = self.controller.forward_sequence(self.encoder(obs), state["controller"], reset)
         if self.memory is None:
             return h, {"controller": controller_state}
         read, memory_state = self.memory.forward_sequence(h, state["memory"], reset)
         return torch.cat([h, read], dim=-1), {"controller": controller_state, "memory": memory_state}
+
+    def _features_step_by_step(
+        self, obs: torch.Tensor, state: State, reset: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        """`_features_step` over `obs [B, T, D]`: the read fed back makes step t+1's input depend on step t's
+        memory, so no controller or memory `forward_sequence` applies."""
+        features = []
+        for t in range(obs.shape[1]):
+            f, state = self._features_step(obs[:, t], state, reset[:, t])
+            features.append(f)
+        return torch.stack(features, dim=1), state
 
     # --- acting (the RecurrentPolicy protocol used by the data module) --------------------------
     @torch.no_grad()

@@ -12,12 +12,10 @@ import math
 from abc import abstractmethod
 
 import torch
-import torch.nn.functional as F
 
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory.base import Memory
 from lightning_memrl.memory.functional import check_query, masked_softmax, normalized_entropy
-from lightning_memrl.state import mask_state
 
 
 class CircularBufferMemory(Memory):
@@ -69,22 +67,30 @@ class CircularBufferMemory(Memory):
 
     def forward_step(self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor):
         check_query(query, self.query_size, 2, type(self).__name__)
-        state = mask_state(state, reset)
-        keys, values, valid, pointer = state["keys"], state["values"], state["valid"], state["pointer"]
+        keys, values = state["keys"], state["values"]
+        # A reset row reads nothing (its entries are masked out) and then writes at slot 0.
+        valid = state["valid"] & ~reset[:, None]
+        pointer = state["pointer"] * ~reset
         attn = masked_softmax(self._scores(query.unsqueeze(1), keys), valid[:, None, None, :])  # [B, nh, 1, N]
         read = self._output(torch.einsum("bhn,bnhd->bhd", attn[:, :, 0], values))
 
+        # One copy of the buffer, then an in-place write into the copy: the caller's state is left as it
+        # was (the collector and `predict_value` reuse it), and no full-buffer arithmetic per step.
         key, value = self._entries(query)
-        at = F.one_hot(pointer, self.capacity).to(keys.dtype)[:, :, None, None]  # [B, N, 1, 1]
-        keys = keys + at * (key.unsqueeze(1) - keys)
-        values = values + at * (value.unsqueeze(1) - values)
         new_state = {
-            "keys": keys,
-            "values": values,
-            "valid": valid | at[:, :, 0, 0].bool(),
+            "keys": self._write(keys, reset, pointer, key),
+            "values": self._write(values, reset, pointer, value),
+            "valid": valid.scatter(1, pointer[:, None], True),
             "pointer": (pointer + 1) % self.capacity,
         }
         return read, new_state
+
+    @staticmethod
+    def _write(buffer: torch.Tensor, reset: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
+        """`buffer [B, N, nh, d]` with the rows of `reset [B]` zeroed and `entry [B, nh, d]` at `pointer [B]`."""
+        out = torch.where(reset[:, None, None, None], 0.0, buffer)  # the one copy
+        index = pointer[:, None, None, None].expand(-1, 1, *buffer.shape[2:])
+        return out.scatter_(1, index, entry.unsqueeze(1).to(out.dtype))
 
     def forward_sequence(self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor):
         check_query(query, self.query_size, 3, type(self).__name__)

@@ -11,11 +11,12 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.controllers import GRU, LSTM
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.data.collector import sequences
+from lightning_memrl.memory import DualTierMiras, KVMemory, PseudoModeMemory
 
 
-def _sensitive_agent(controller, dm):
+def _sensitive_agent(controller, dm, **model_kwargs):
     """An agent whose actions depend strongly on observation and state."""
-    agent = RecurrentPPO(controller, env_spec=dm.env_spec)
+    agent = RecurrentPPO(controller, env_spec=dm.env_spec, **model_kwargs)
     with torch.no_grad():
         agent.actor.weight.mul_(300.0)
         agent.critic.weight.mul_(10.0)
@@ -47,6 +48,29 @@ def test_replay_from_stored_states_gives_acting_log_probs_and_values(burn_in, ma
         batches = list(dm.iterate(agent))
         assert sum(b.actions.numel() for b in batches) == 6 * 24
         for batch in batches:
+            assert batch.starts[:, burn_in:].any(), "episodes should start inside sequences"
+            log_prob, _, value = agent.evaluate_sequences(batch)
+            ratio = (log_prob - batch.log_probs).exp()
+            torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
+            torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
+
+
+MEMORIES = {
+    "kv": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4),
+    "miras": lambda: DualTierMiras(query_size=16, memory_dim=8, deep_hidden=8, chunk_size=4),
+    "pseudo_mode": lambda: PseudoModeMemory(query_size=16, num_slots=4, slot_dim=8),
+}
+
+
+@pytest.mark.parametrize("feed_memory_back", [False, True])
+@pytest.mark.parametrize("memory", sorted(MEMORIES))
+@pytest.mark.parametrize("burn_in", [0, 3])
+def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory, feed_memory_back):
+    """The memory state (and, fed back, the last read) is stored and replayed like the controller's."""
+    dm = _datamodule(burn_in)
+    agent = _sensitive_agent(GRU(16), dm, memory=MEMORIES[memory](), feed_memory_back=feed_memory_back)
+    for _iteration in range(2):
+        for batch in dm.iterate(agent):
             assert batch.starts[:, burn_in:].any(), "episodes should start inside sequences"
             log_prob, _, value = agent.evaluate_sequences(batch)
             ratio = (log_prob - batch.log_probs).exp()
