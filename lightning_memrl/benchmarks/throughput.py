@@ -23,6 +23,7 @@ import torch
 
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.benchmarks.controllers import controller_factories
+from lightning_memrl.controllers import GRU
 from lightning_memrl.data import RolloutDataModule
 
 
@@ -62,10 +63,12 @@ def run(
     horizon: int = 50,
     controller: str = "gru",
     mamba_backend: str = "auto",
+    fused_scan: bool | None = None,
 ) -> dict[str, Any]:
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
-    `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...).
+    `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...);
+    `fused_scan` is the GRU's choice of scan (Triton kernels on CUDA, eager, or automatic).
     """
     factories = controller_factories(mamba_backend, context=seq_len)
     if controller not in factories:
@@ -81,7 +84,8 @@ def run(
         minibatch_size=steps // num_minibatches,
         update_epochs=update_epochs,
     )
-    agent = RecurrentPPO(factories[controller](hidden), env_spec=dm.env_spec)
+    model = GRU(hidden, fused_scan=fused_scan) if controller == "gru" else factories[controller](hidden)
+    agent = RecurrentPPO(model, env_spec=dm.env_spec)
     timer = _IterationTimer()
     trainer = L.Trainer(
         max_epochs=warmup + iterations,
@@ -104,6 +108,7 @@ def run(
     return {
         "benchmark": "throughput",
         "controller": f"{controller}-{hidden}",
+        "fused_scan": fused_scan,
         "horizon": horizon,
         "num_envs": num_envs,
         "rollout_steps": rollout_steps,
@@ -136,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--controller", default="gru", help="a controller of `memrl bench controllers` (default gru)")
     parser.add_argument("--mamba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
     parser.add_argument("--horizon", type=int, default=50, help="delayed_cue episode length")
+    parser.add_argument(
+        "--fused-scan", choices=("auto", "on", "off"), default="auto", help="GRU scan: Triton kernels on CUDA or eager"
+    )
     parser.add_argument("--rollout-steps", type=int, default=128)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--minibatches", type=int, default=4)
@@ -162,10 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             horizon=args.horizon,
             controller=args.controller,
             mamba_backend=args.mamba_backend,
+            fused_scan={"auto": None, "on": True, "off": False}[args.fused_scan],
         )
         results.append(result)
         print(
-            f"{result['controller']} num_envs={num_envs:>6} {result['device']}: "
+            f"{result['controller']} (fused scan {args.fused_scan}) num_envs={num_envs:>6} {result['device']}: "
             f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "
             f"(collect {result['collect_share']:.0%}, train {result['train_share']:.0%}, "
             f"{result['seconds_per_iteration']:.3f} s/iteration)"

@@ -24,10 +24,19 @@ class GRU(Controller):
         input_size: size of the inputs; defaults to `hidden_size`.
         update_bias_init: initial bias of the update gate z. Positive values make the cell keep its
             state longer at initialisation (useful for long delays).
+        fused_scan: run `forward_sequence` with the Triton kernels on CUDA (`True`), the eager scan
+            (`False`), or let `ops.gru_scan` choose (`None`).
     """
 
-    def __init__(self, hidden_size: int = 128, input_size: int | None = None, update_bias_init: float = 0.0):
+    def __init__(
+        self,
+        hidden_size: int = 128,
+        input_size: int | None = None,
+        update_bias_init: float = 0.0,
+        fused_scan: bool | None = None,
+    ):
         super().__init__()
+        self.fused_scan = fused_scan
         self.hidden_size = hidden_size
         self.input_size = input_size or hidden_size
         self.output_size = hidden_size
@@ -70,5 +79,5 @@ class GRU(Controller):
         self, x: torch.Tensor, state: torch.Tensor, reset: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         gi = F.linear(x, self.weight_ih, self.bias_ih)  # [B, T, 3H], all steps at once
-        y = gru_scan(gi, state, (~reset).to(gi.dtype), self.weight_hh, self.bias_hh)
+        y = gru_scan(gi, state, (~reset).to(gi.dtype), self.weight_hh, self.bias_hh, fused=self.fused_scan)
         return y, y[:, -1]

@@ -26,14 +26,13 @@ def _tanh(x):
 @triton.jit
 def _forward_kernel(
     gi_ptr, h0_ptr, keep_ptr, w_ptr, b_ptr, prev_ptr, rz_ptr, n_ptr, ghn_ptr, out_ptr, B, T: tl.constexpr,
-    H: tl.constexpr, BLOCK: tl.constexpr,
+    H: tl.constexpr, BLOCK: tl.constexpr, KC: tl.constexpr,
 ):  # fmt: skip
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     row_ok = rows < B
     mask = row_ok[:, None]
     cols = tl.arange(0, H)
-    # W_g^T as a [k, j] tile: element W[g * H + j, k]
-    w_t = w_ptr + cols[None, :] * H + cols[:, None]
+    kcols = tl.arange(0, KC)
     b_r = tl.load(b_ptr + cols)[None, :]
     b_z = tl.load(b_ptr + H + cols)[None, :]
     b_n = tl.load(b_ptr + 2 * H + cols)[None, :]
@@ -45,11 +44,16 @@ def _forward_kernel(
         at_g = (t * B + rows[:, None]) * (3 * H) + cols[None, :]
         at_rz = (t * B + rows[:, None]) * (2 * H) + cols[None, :]
         tl.store(prev_ptr + at_h, hp, mask=mask)
+        tl.debug_barrier()  # the products below read hp back in K-chunks (small tiles fit shared memory)
         a_r = tl.load(gi_ptr + at_g, mask=mask, other=0.0) + b_r
-        a_r += tl.dot(hp, tl.load(w_t), input_precision="ieee")
         a_z = tl.load(gi_ptr + at_g + H, mask=mask, other=0.0) + b_z
-        a_z += tl.dot(hp, tl.load(w_t + H * H), input_precision="ieee")
-        gh_n = tl.dot(hp, tl.load(w_t + 2 * H * H), input_precision="ieee") + b_n
+        gh_n = tl.zeros((BLOCK, H), dtype=tl.float32) + b_n
+        for kc in tl.static_range(H // KC):
+            h_k = tl.load(prev_ptr + (t * B + rows[:, None]) * H + kc * KC + kcols[None, :], mask=mask, other=0.0)
+            w_k = w_ptr + cols[None, :] * H + kc * KC + kcols[:, None]  # rows kc*KC.. of W_g^T: W[g*H + j, k]
+            a_r += tl.dot(h_k, tl.load(w_k), input_precision="ieee")
+            a_z += tl.dot(h_k, tl.load(w_k + H * H), input_precision="ieee")
+            gh_n += tl.dot(h_k, tl.load(w_k + 2 * H * H), input_precision="ieee")
         r = tl.sigmoid(a_r)
         z = tl.sigmoid(a_z)
         n = _tanh(tl.load(gi_ptr + at_g + 2 * H, mask=mask, other=0.0) + r * gh_n)
@@ -64,13 +68,13 @@ def _forward_kernel(
 @triton.jit
 def _backward_kernel(
     grad_ptr, keep_ptr, w_ptr, prev_ptr, rz_ptr, n_ptr, ghn_ptr, d_gi_ptr, d_gh_ptr, d_h0_ptr, B, T: tl.constexpr,
-    H: tl.constexpr, BLOCK: tl.constexpr,
+    H: tl.constexpr, BLOCK: tl.constexpr, KC: tl.constexpr,
 ):  # fmt: skip
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     row_ok = rows < B
     mask = row_ok[:, None]
     cols = tl.arange(0, H)
-    w = w_ptr + cols[:, None] * H + cols[None, :]  # W_g as a [j, k] tile: element W[g * H + j, k]
+    kcols = tl.arange(0, KC)
     carry = tl.zeros((BLOCK, H), dtype=tl.float32)
     for i in range(T):
         t = T - 1 - i
@@ -93,12 +97,25 @@ def _backward_kernel(
         tl.store(d_gh_ptr + at_g, d_ar, mask=mask)
         tl.store(d_gh_ptr + at_g + H, d_az, mask=mask)
         tl.store(d_gh_ptr + at_g + 2 * H, d_ghn, mask=mask)
-        d_prev = g * z + tl.dot(d_ar, tl.load(w), input_precision="ieee")
-        d_prev += tl.dot(d_az, tl.load(w + H * H), input_precision="ieee")
-        d_prev += tl.dot(d_ghn, tl.load(w + 2 * H * H), input_precision="ieee")
+        tl.debug_barrier()  # the products below read d_gh back in K-chunks
+        d_prev = g * z
+        for kc in tl.static_range(H // KC):
+            at_k = (t * B + rows[:, None]) * (3 * H) + kc * KC + kcols[None, :]
+            w_k = w_ptr + (kc * KC + kcols[:, None]) * H + cols[None, :]  # rows kc*KC.. of W_g: W[g*H + j, k]
+            d_prev += tl.dot(tl.load(d_gh_ptr + at_k, mask=mask, other=0.0), tl.load(w_k), input_precision="ieee")
+            d_prev += tl.dot(
+                tl.load(d_gh_ptr + at_k + H, mask=mask, other=0.0), tl.load(w_k + H * H), input_precision="ieee"
+            )
+            d_prev += tl.dot(
+                tl.load(d_gh_ptr + at_k + 2 * H, mask=mask, other=0.0), tl.load(w_k + 2 * H * H), input_precision="ieee"
+            )
         keep = tl.load(keep_ptr + t * B + rows, mask=row_ok, other=0.0)
         carry = d_prev * keep[:, None]
     tl.store(d_h0_ptr + rows[:, None] * H + cols[None, :], carry, mask=mask)
+
+
+def _chunk(hidden: int) -> int:
+    return min(hidden, 32)  # K-chunk of the recurrent products: a [32, H] weight tile per dot
 
 
 def supports(hidden: int) -> bool:
@@ -117,7 +134,7 @@ def scan_forward(
     grid = (triton.cdiv(B, BLOCK_B),)
     _forward_kernel[grid](
         gi_t, h0.contiguous(), keep_t, weight_hh.contiguous(), bias_hh.contiguous(), prev, rz, n, gh_n, out, B, T=T,
-        H=H, BLOCK=BLOCK_B,
+        H=H, BLOCK=BLOCK_B, KC=_chunk(H), num_stages=1,
     )  # fmt: skip
     return out, prev, rz, n, gh_n
 
@@ -132,6 +149,7 @@ def scan_backward(
     d_h0 = prev.new_empty(B, H)
     grid = (triton.cdiv(B, BLOCK_B),)
     _backward_kernel[grid](
-        grad_t, keep_t, weight_hh.contiguous(), prev, rz, n, gh_n, d_gi, d_gh, d_h0, B, T=T, H=H, BLOCK=BLOCK_B
-    )
+        grad_t, keep_t, weight_hh.contiguous(), prev, rz, n, gh_n, d_gi, d_gh, d_h0, B, T=T, H=H, BLOCK=BLOCK_B,
+        KC=_chunk(H), num_stages=1,
+    )  # fmt: skip
     return d_gi, d_gh, d_h0

@@ -49,9 +49,10 @@ def test_gru_scan_runs_in_float32_under_autocast():
 @pytest.mark.parametrize(("B", "T", "H"), [(5, 7, 16), (300, 129, 128)])
 def test_triton_gru_scan_matches_the_eager_scan_on_cuda(B, T, H):
     """The fused kernels (one program per 16 sequences walking the time axis) = the eager hand-written scan."""
-    from lightning_memrl.ops.gru_scan import triton_available
+    from lightning_memrl.ops import gru_scan as module
 
-    assert triton_available(), "the GPU machine has triton"
+    assert module.triton_available(), "the GPU machine has triton"
+    assert module._fused_kernels_work(H), "the kernels must compile here (else fused=True silently runs eager)"
     gen = torch.Generator(device="cuda").manual_seed(0)
     gi = torch.randn(B, T, 3 * H, device="cuda", generator=gen, requires_grad=True)
     h0 = torch.randn(B, H, device="cuda", generator=gen, requires_grad=True)
