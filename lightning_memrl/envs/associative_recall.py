@@ -33,6 +33,7 @@ class AssociativeRecall(VectorTask):
     """
 
     can_truncate = False  # fixed length: episodes terminate, never truncate
+    fixed_length = True
 
     def __init__(
         self,
