@@ -77,7 +77,7 @@ class AssociativeRecall(VectorTask):
         phase = torch.where(presenting, 1 + steps % 2, torch.where(at_query, 3, 0))
         vocab = self.vocab_size
         flags = torch.zeros(4, vocab + 3, device=self.device)
-        flags[torch.arange(1, 4), vocab + torch.arange(3)] = 1.0
+        flags[1:, vocab:].fill_diagonal_(1.0)
         self._observations = TokenObservations(
             flags, [None, *[(0, vocab)] * 3], torch.where(presenting, steps, 2 * self.num_pairs), phase
         )

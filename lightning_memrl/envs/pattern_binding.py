@@ -99,7 +99,7 @@ class PatternBinding(ScoredAnswersTask):
         for index, in_phase in enumerate([is_cue, presenting & ~is_cue, querying, responding], start=1):
             phase[in_phase] = index
         flags = torch.zeros(5, self.vocab_size + 4, device=self.device)
-        flags[torch.arange(1, 5), self.vocab_size + torch.arange(4)] = 1.0
+        flags[1:, self.vocab_size :].fill_diagonal_(1.0)
         query_column = (steps - self.query_start).clamp(0, self.pattern_len - 1) + self.presentation_len
         self._observations = TokenObservations(
             flags, [None, *[(0, self.vocab_size)] * 3, None], torch.where(presenting, steps, query_column), phase
