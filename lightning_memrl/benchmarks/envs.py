@@ -1,11 +1,13 @@
 """`memrl bench envs`: env-only throughput (env-steps/s) of every registered task.
 
     memrl bench envs [--num-envs 4096] [--device cpu] [--difficulty easy] [--steps N]
-                     [--tasks copy_memory,n_back] [--threads 2] [--json envs.json]
+                     [--tasks copy_memory,n_back] [--threads 2] [--count-ops] [--json envs.json]
 
 Actions are drawn uniformly in advance (on the task's device), so only `env.step` is timed; one
 env-step is one environment advancing one step, so a batch step of N envs counts N. By default the
 timed window is at least one horizon long, so the episode resets are part of the measurement.
+`--count-ops` also counts, over the same window, the ATen ops per batch step (a device-free proxy
+for GPU kernel launches) and the host reads of tensor values per step (device syncs on a GPU).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 import torch
 
+from lightning_memrl.benchmarks.op_count import AtenOpCounter
+from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.registry import DIFFICULTIES, make_task, task_names
 from lightning_memrl.errors import ConfigError
 
@@ -46,16 +50,8 @@ def measure_task(
     Returns:
         A row: task, difficulty, num_envs, device, steps, seconds and `env_steps_per_s`.
     """
-    env = make_task(name, num_envs, device=device, seed=seed, difficulty=difficulty)
-    steps = max(300, env.horizon) if steps is None else steps
-    if steps < 1 or warmup < 0:
-        raise ConfigError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    env, actions, steps = _warmed_up(name, num_envs, device, difficulty, steps, warmup, seed)
     device = env.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    actions = torch.randint(env.num_actions, (warmup + steps, num_envs), device=device, generator=generator)
-    env.reset(seed=seed)
-    for t in range(warmup):
-        env.step(actions[t])
     _synchronize(device)
     start = time.perf_counter()
     for t in range(warmup, warmup + steps):
@@ -74,6 +70,50 @@ def measure_task(
     }
 
 
+def count_task_ops(
+    name: str,
+    *,
+    num_envs: int,
+    device: torch.device | str = "cpu",
+    difficulty: str | None = "easy",
+    steps: int | None = None,
+    warmup: int = 30,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Count the ATen ops and host reads per batch step over the window `measure_task` times.
+
+    Arguments as for `measure_task`. Returns `aten_ops_per_step` (non-view ops: about the kernel
+    launches on a GPU) and `host_reads_per_step` (`.item()`-like reads: device syncs on a GPU).
+    """
+    env, actions, steps = _warmed_up(name, num_envs, device, difficulty, steps, warmup, seed)
+    with AtenOpCounter() as counter:
+        for t in range(warmup, warmup + steps):
+            env.step(actions[t])
+    return {"aten_ops_per_step": counter.ops / steps, "host_reads_per_step": counter.host_reads / steps}
+
+
+def _warmed_up(
+    name: str,
+    num_envs: int,
+    device: torch.device | str,
+    difficulty: str | None,
+    steps: int | None,
+    warmup: int,
+    seed: int,
+) -> tuple[VectorTask, torch.Tensor, int]:
+    """A reset task stepped `warmup` times, its pre-drawn actions `[warmup + steps, N]` and `steps`."""
+    env = make_task(name, num_envs, device=device, seed=seed, difficulty=difficulty)
+    steps = max(300, env.horizon) if steps is None else steps
+    if steps < 1 or warmup < 0:
+        raise ConfigError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    generator = torch.Generator(device=env.device).manual_seed(seed)
+    actions = torch.randint(env.num_actions, (warmup + steps, num_envs), device=env.device, generator=generator)
+    env.reset(seed=seed)
+    for t in range(warmup):
+        env.step(actions[t])
+    return env, actions, steps
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -81,12 +121,18 @@ def _synchronize(device: torch.device) -> None:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of `measure_task` rows, throughput in millions of env-steps per second."""
-    lines = [f"{'task':<24} {'difficulty':<10} {'horizon':>7} {'num_envs':>9} {'device':<8} {'M env-steps/s':>14}"]
+    counted = any("aten_ops_per_step" in row for row in rows)
+    header = f"{'task':<24} {'difficulty':<10} {'horizon':>7} {'num_envs':>9} {'device':<8} {'M env-steps/s':>14}"
+    lines = [header + (f" {'ops/step':>9} {'host reads/step':>16}" if counted else "")]
     for row in rows:
-        lines.append(
+        line = (
             f"{row['task']:<24} {str(row['difficulty']):<10} {row['horizon']:>7} {row['num_envs']:>9} "
             f"{row['device']:<8} {row['env_steps_per_s'] / 1e6:>14.2f}"
         )
+        if counted:
+            ops, reads = row.get("aten_ops_per_step", float("nan")), row.get("host_reads_per_step", float("nan"))
+            line += f" {ops:>9.2f} {reads:>16.2f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -100,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", default=None, help="comma-separated task names (default: every task)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--count-ops", action="store_true", help="also count ATen ops and host reads per step (untimed pass)"
+    )
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return parser
 
@@ -115,18 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"--num-envs must be >= 1, got {args.num_envs}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    rows = [
-        measure_task(
-            name,
-            num_envs=args.num_envs,
-            device=args.device,
-            difficulty=args.difficulty,
-            steps=args.steps,
-            warmup=args.warmup,
-            seed=args.seed,
-        )
-        for name in names
-    ]
+    options = {
+        "num_envs": args.num_envs,
+        "device": args.device,
+        "difficulty": args.difficulty,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "seed": args.seed,
+    }
+    rows = []
+    for name in names:
+        row = measure_task(name, **options)
+        if args.count_ops:
+            row.update(count_task_ops(name, **options))
+        rows.append(row)
     print(format_table(rows))
     if args.json is not None:
         with open(args.json, "w") as handle:

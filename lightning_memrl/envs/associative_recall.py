@@ -6,6 +6,7 @@ import torch
 
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
+from lightning_memrl.envs.token_observations import TokenObservations
 
 
 class AssociativeRecall(VectorTask):
@@ -33,6 +34,7 @@ class AssociativeRecall(VectorTask):
     """
 
     can_truncate = False  # fixed length: episodes terminate, never truncate
+    fixed_length = True
 
     def __init__(
         self,
@@ -70,13 +72,15 @@ class AssociativeRecall(VectorTask):
         steps = torch.arange(self.horizon + 1, device=self.device)
         presenting = steps < 2 * self.num_pairs
         at_query = steps == self.horizon - 1
-        # the flag columns (key, value, query) of every step
-        self._flags = torch.stack(
-            [presenting & (steps % 2 == 0), presenting & (steps % 2 == 1), at_query], dim=1
-        ).float()
-        self._shown_column = torch.where(presenting, steps, 2 * self.num_pairs)
-        self._shown = (presenting | at_query).float()
-        self._row_start = torch.arange(self.num_envs, device=self.device) * (2 * self.num_pairs + 1)
+        # phases 0 blank, 1 key, 2 value, 3 query: each but the blank shows an item and raises its flag
+        # (column vocab_size + phase - 1)
+        phase = torch.where(presenting, 1 + steps % 2, torch.where(at_query, 3, 0))
+        vocab = self.vocab_size
+        flags = torch.zeros(4, vocab + 3, device=self.device)
+        flags[1:, vocab:].fill_diagonal_(1.0)
+        self._observations = TokenObservations(
+            flags, [None, *[(0, vocab)] * 3], torch.where(presenting, steps, 2 * self.num_pairs), phase
+        )
 
     @property
     def observation_size(self) -> int:
@@ -107,11 +111,7 @@ class AssociativeRecall(VectorTask):
         return correct.float(), at_query, torch.zeros_like(at_query), correct
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 3, device=self.device)
-        item = torch.take(self.tape, self._row_start + self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, item.unsqueeze(1), self._shown.index_select(0, self.t).unsqueeze(1))
-        obs[:, -3:] = self._flags.index_select(0, self.t)
-        return obs
+        return self._observations(self.tape, self.t)
 
     @staticmethod
     def chance_level(horizon: int = 19, vocab_size: int = 8, num_pairs: int = 4) -> float:

@@ -12,6 +12,12 @@ the episode that ended (to bootstrap a truncated episode). `info["success"]` is 
 episode ended successfully at this step, and `oracle_action()` is the action an all-knowing policy
 would take now (used by tests to prove reward and success signals right).
 `terminated` and `truncated` are kept apart: a time limit is not an end.
+
+Fixed-length tasks (`fixed_length = True`: every episode lasts exactly `horizon` steps) start every
+env together at `reset`, so all envs are always at the same step of their episodes. `step` keeps that
+step as a Python int and skips the reset work (and the second observation) on the steps where no
+episode ends: on an accelerator that work would otherwise redraw episode content for every row at
+every step, and knowing the step on the host costs no device sync.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class VectorTask(ABC):
     #: whether `step` can ever report `truncated`; tasks that only terminate set False, which spares the
     #: collector a host-device sync per step (its check for truncations to bootstrap)
     can_truncate: bool = True
+    #: whether every episode lasts exactly `horizon` steps; such tasks keep their step in `t` (`[N]`, long)
+    fixed_length: bool = False
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int | None = None):
         if num_envs < 1:
@@ -46,6 +54,8 @@ class VectorTask(ABC):
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(0 if seed is None else seed)
+        # the step every env is at (fixed-length tasks, from `reset` on), or None when not known
+        self._clock: int | None = None
 
     # --- spaces --------------------------------------------------------------------------------
     @property
@@ -72,18 +82,26 @@ class VectorTask(ABC):
         if seed is not None:
             self.generator.manual_seed(seed)
         self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        self._clock = 0 if self.fixed_length else None
         return self._observe(), {}
 
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """Advance every env one step with `actions [N]` (long), resetting finished envs."""
+        """Advance every env one step with `actions [N]` (long), resetting finished envs.
+
+        Where no episode ends at this step, `info["final_observation"]` may be the `obs` tensor itself.
+        """
         reward, terminated, truncated, success = self._advance(actions.to(self.device))
-        done = terminated | truncated
+        if self._clock is not None:
+            self._clock = (self._clock + 1) % self.horizon
+            if self._clock != 0:  # no episode ends now: nothing to reset, the last observation is obs
+                obs = self._observe()
+                return obs, reward, terminated, truncated, {"final_observation": obs, "success": success}
         final_observation = self._observe()
-        self._reset_envs(done)
+        self._reset_envs(terminated | truncated)
         obs = self._observe()
-        info = {"final_observation": final_observation, "success": success & done}
+        info = {"final_observation": final_observation, "success": success}
         return obs, reward, terminated, truncated, info
 
     @staticmethod
@@ -101,7 +119,10 @@ class VectorTask(ABC):
 
     @abstractmethod
     def _advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Apply actions: `(reward, terminated, truncated, success)`, each `[N]`."""
+        """Apply actions: `(reward, terminated, truncated, success)`, each `[N]`.
+
+        `success` is false wherever the episode goes on (it is returned as `info["success"]`).
+        """
 
     @abstractmethod
     def _observe(self) -> torch.Tensor:
@@ -123,3 +144,6 @@ class VectorTask(ABC):
         for name, value in state["tensors"].items():
             getattr(self, name).copy_(value)
         self.generator.set_state(state["generator"].cpu())
+        self._clock = None
+        if self.fixed_length and bool((self.t == self.t[0]).all()):  # one sync, at load time only
+            self._clock = int(self.t[0])

@@ -6,6 +6,7 @@ import torch
 
 from lightning_memrl.envs.sampling import put_rows, redraw_rows
 from lightning_memrl.envs.scored_answers import ScoredAnswersTask
+from lightning_memrl.envs.token_observations import TokenObservations, column_at
 
 
 class CopyMemory(ScoredAnswersTask):
@@ -65,12 +66,16 @@ class CopyMemory(ScoredAnswersTask):
         steps = torch.arange(self.horizon + 1, device=self.device)
         writing = steps < self.seq_len
         reading = (steps >= self.read_start) & (steps < self.horizon)
-        self._writing = writing.float()
-        self._reading = reading.float()
-        self._shown_column = steps.clamp(max=self.seq_len - 1)
+        vocab = self.vocab_size
+        # phases 0 write (token one-hot, write flag), 1 delay, 2 read (read flag)
+        flags = torch.zeros(3, vocab + 2, device=self.device)
+        flags[0, vocab] = flags[2, vocab + 1] = 1.0
+        phase = torch.where(writing, 0, torch.where(reading, 2, 1))
+        self._observations = TokenObservations(
+            flags, [(0, vocab), None, None], steps.clamp(max=self.seq_len - 1), phase
+        )
         read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
         self._answer_column = torch.where(reading, read_index, self.seq_len)
-        self._row_start = torch.arange(self.num_envs, device=self.device) * (self.seq_len + 1)
 
     @property
     def observation_size(self) -> int:
@@ -93,16 +98,10 @@ class CopyMemory(ScoredAnswersTask):
 
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
-        return torch.take(self.sequence, self._row_start + self._answer_column.index_select(0, self.t))
+        return column_at(self.sequence, self._answer_column, self.t)
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 2, device=self.device)
-        writing = self._writing.index_select(0, self.t)
-        token = torch.take(self.sequence, self._row_start + self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, token.unsqueeze(1), writing.unsqueeze(1))
-        obs[:, -2] = writing
-        obs[:, -1] = self._reading.index_select(0, self.t)
-        return obs
+        return self._observations(self.sequence, self.t)
 
     @staticmethod
     def chance_level(horizon: int = 30, vocab_size: int = 8, seq_len: int = 10) -> float:

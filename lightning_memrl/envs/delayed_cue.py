@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightning_memrl.envs.base import VectorTask
+from lightning_memrl.envs.token_observations import TokenObservations
 
 
 class DelayedCue(VectorTask):
@@ -27,6 +28,7 @@ class DelayedCue(VectorTask):
     """
 
     can_truncate = False  # fixed length: episodes terminate, never truncate
+    fixed_length = True
 
     def __init__(
         self,
@@ -45,7 +47,12 @@ class DelayedCue(VectorTask):
         self.num_cues = num_cues
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.cue = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        self._rows = torch.arange(num_envs, device=self.device)
+        # phases 0 cue (its one-hot), 1 delay, 2 query (the query flag)
+        steps = torch.arange(horizon + 1, device=self.device)
+        phase = torch.where(steps == 0, 0, torch.where(steps == horizon - 1, 2, 1))
+        flags = torch.zeros(3, num_cues + 1, device=self.device)
+        flags[2, num_cues] = 1.0
+        self._observations = TokenObservations(flags, [(0, num_cues), None, None], torch.zeros_like(steps), phase)
 
     @property
     def observation_size(self) -> int:
@@ -67,11 +74,7 @@ class DelayedCue(VectorTask):
         return correct.float(), at_query, torch.zeros_like(at_query), correct
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.num_cues + 1, device=self.device)
-        at_cue = (self.t == 0).float()
-        obs[self._rows, self.cue] = at_cue
-        obs[:, -1] = (self.t == self.horizon - 1).float()
-        return obs
+        return self._observations(self.cue.unsqueeze(1), self.t)
 
     @staticmethod
     def chance_level(horizon: int = 50, num_cues: int = 4) -> float:

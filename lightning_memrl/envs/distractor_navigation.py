@@ -37,6 +37,7 @@ class DistractorNavigation(VectorTask):
     """
 
     can_truncate = False  # fixed length: episodes terminate, never truncate
+    fixed_length = True
 
     def __init__(
         self,
@@ -69,13 +70,26 @@ class DistractorNavigation(VectorTask):
         self.position = torch.full((num_envs,), self.start, dtype=torch.long, device=self.device)
         # cell of the target of each colour
         self.targets = torch.zeros(num_envs, self.num_targets, dtype=torch.long, device=self.device)
-        # the colour of the target on each cell, or num_targets where there is none
-        self.cells = torch.full((num_envs, track_len), self.num_targets, dtype=torch.long, device=self.device)
+        # what the agent sees on each cell, as a row of `_cell_views`: colour * track_len + cell, where
+        # colour is that of the target on the cell, or num_targets where there is none
+        cells = torch.arange(track_len, device=self.device)
+        self.cell_views = (self.num_targets * track_len + cells).repeat(num_envs, 1)
         self.cue = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.goal = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        self._row_start = torch.arange(num_envs, device=self.device) * track_len
-        self._position_feature = torch.arange(track_len, device=self.device) / max(track_len - 1, 1)
-        self._ones = torch.ones(num_envs, 1, device=self.device)
+        self._build_observation_tables()
+
+    def _build_observation_tables(self) -> None:
+        """Every observation is a cue row (the cued colour at step 0, else zeros) plus a cell view row."""
+        k, length = self.num_targets, self.track_len
+        colours = torch.arange(k, device=self.device)
+        self._cue_rows = torch.zeros(k + 1, 2 * k + 1, device=self.device)  # row k: no cue shown
+        self._cue_rows[colours, colours] = 1.0
+        self._no_cue = torch.tensor(k, device=self.device)
+        # row colour * length + cell: the colour's one-hot (none for colour k) and the cell's position
+        views = torch.zeros(k + 1, length, 2 * k + 1, device=self.device)
+        views[colours, :, k + colours] = 1.0
+        views[:, :, -1] = torch.arange(length, device=self.device) / max(length - 1, 1)
+        self._cell_views = views.view((k + 1) * length, 2 * k + 1)
 
     @property
     def observation_size(self) -> int:
@@ -92,10 +106,12 @@ class DistractorNavigation(VectorTask):
         count = rows.shape[0]
         targets = random_subsets(count, self.track_len, self.num_targets, self.generator, self.device)
         cue = torch.randint(self.num_targets, (count, 1), device=self.device, generator=self.generator)
-        cells = torch.full((count, self.track_len), self.num_targets, dtype=torch.long, device=self.device)
-        cells.scatter_(1, targets, torch.arange(self.num_targets, device=self.device).expand(count, -1))
+        colours = torch.full((count, self.track_len), self.num_targets, dtype=torch.long, device=self.device)
+        colours.scatter_(1, targets, torch.arange(self.num_targets, device=self.device).expand(count, -1))
         put_rows(self.targets, rows, mask, targets)
-        put_rows(self.cells, rows, mask, cells)
+        put_rows(
+            self.cell_views, rows, mask, colours * self.track_len + torch.arange(self.track_len, device=self.device)
+        )
         put_rows(self.cue, rows, mask, cue.squeeze(1))
         put_rows(self.goal, rows, mask, targets.gather(1, cue).squeeze(1))
         self.t.masked_fill_(mask, 0)
@@ -109,14 +125,9 @@ class DistractorNavigation(VectorTask):
         return success.float(), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        k = self.num_targets
-        obs = torch.zeros(self.num_envs, 2 * k + 1, device=self.device)
-        obs.scatter_(1, self.cue.unsqueeze(1), (self.t == 0).float().unsqueeze(1))
-        # colour k (no target) lands in the position column, which is written next
-        colour = torch.take(self.cells, self._row_start + self.position)
-        obs.scatter_(1, (colour + k).unsqueeze(1), self._ones)
-        obs[:, -1] = self._position_feature.index_select(0, self.position)
-        return obs
+        cue = self._cue_rows.index_select(0, torch.where(self.t == 0, self.cue, self._no_cue))
+        view = self.cell_views.gather(1, self.position.unsqueeze(1)).squeeze(1)
+        return cue.add_(self._cell_views.index_select(0, view))
 
     @staticmethod
     def chance_level(horizon: int = 20, track_len: int = 21, num_distractors: int = 2) -> float:
@@ -131,7 +142,7 @@ class DistractorNavigation(VectorTask):
             "t": self.t,
             "position": self.position,
             "targets": self.targets,
-            "cells": self.cells,
+            "cell_views": self.cell_views,
             "cue": self.cue,
             "goal": self.goal,
         }

@@ -6,6 +6,7 @@ import torch
 
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 from lightning_memrl.envs.scored_answers import ScoredAnswersTask
+from lightning_memrl.envs.token_observations import TokenObservations, column_at
 
 
 class MultiCueDelay(ScoredAnswersTask):
@@ -70,12 +71,14 @@ class MultiCueDelay(ScoredAnswersTask):
         self.num_answers = self.num_cues
         steps = torch.arange(horizon + 1, device=self.device)
         querying = (steps >= self.query_start) & (steps < horizon)
-        self._querying = querying.float()
-        self._window_column = steps.clamp(max=presentation_len)
+        # phase 0 shows the window's token (the -1 column, nothing, once the window is over), phase 1
+        # raises the query flag
+        flags = torch.zeros(2, vocab_size + 1, device=self.device)
+        flags[1, vocab_size] = 1.0
+        self._observations = TokenObservations(
+            flags, [(0, vocab_size), None], steps.clamp(max=presentation_len), querying.long()
+        )
         self._answer_column = torch.where(querying, steps - self.query_start, num_cues)
-        rows = torch.arange(num_envs, device=self.device)
-        self._window_row_start = rows * (presentation_len + 1)
-        self._cue_row_start = rows * (num_cues + 1)
 
     @property
     def observation_size(self) -> int:
@@ -102,14 +105,10 @@ class MultiCueDelay(ScoredAnswersTask):
 
     def _target(self) -> torch.Tensor:
         """The cue due now (`[N]`; -1, which no action matches, outside the query phase)."""
-        return torch.take(self.cues, self._cue_row_start + self._answer_column.index_select(0, self.t))
+        return column_at(self.cues, self._answer_column, self.t)
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 1, device=self.device)
-        token = torch.take(self.window, self._window_row_start + self._window_column.index_select(0, self.t))
-        obs.scatter_(1, token.clamp(min=0).unsqueeze(1), (token >= 0).float().unsqueeze(1))
-        obs[:, -1] = self._querying.index_select(0, self.t)
-        return obs
+        return self._observations(self.window, self.t)
 
     @staticmethod
     def chance_level(horizon: int = 23, vocab_size: int = 8, num_cues: int = 3, presentation_len: int = 10) -> float:

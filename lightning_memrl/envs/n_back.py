@@ -6,6 +6,7 @@ import torch
 
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.sampling import put_rows, redraw_rows
+from lightning_memrl.envs.token_observations import TokenObservations, column_at
 
 
 class NBack(VectorTask):
@@ -29,6 +30,7 @@ class NBack(VectorTask):
     """
 
     can_truncate = False  # fixed length: episodes terminate, never truncate
+    fixed_length = True
 
     def __init__(
         self,
@@ -58,8 +60,11 @@ class NBack(VectorTask):
         steps = torch.arange(horizon + 1, device=self.device)
         self._current_column = steps % (n + 1)
         self._answer_column = torch.where(steps >= n, (steps - n) % (n + 1), n + 1)
-        self._row_start = torch.arange(num_envs, device=self.device) * (n + 2)
-        self._ones = torch.ones(num_envs, 1, device=self.device)
+        # one phase: the current token's one-hot
+        no_flags = torch.zeros(1, vocab_size, device=self.device)
+        self._observations = TokenObservations(
+            no_flags, [(0, vocab_size)], self._current_column, torch.zeros_like(steps)
+        )
 
     @property
     def observation_size(self) -> int:
@@ -82,7 +87,7 @@ class NBack(VectorTask):
 
     def _target(self) -> torch.Tensor:
         """The token of step t-n (`[N]`; -1, which no action matches, for t < n)."""
-        return torch.take(self.recent, self._row_start + self._answer_column.index_select(0, self.t))
+        return column_at(self.recent, self._answer_column, self.t)
 
     def _advance(self, actions: torch.Tensor):
         correct = actions == self._target()
@@ -95,9 +100,7 @@ class NBack(VectorTask):
         return correct * (1.0 / self.num_answers), done, torch.zeros_like(done), success
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size, device=self.device)
-        token = torch.take(self.recent, self._row_start + self._current_column.index_select(0, self.t))
-        return obs.scatter_(1, token.unsqueeze(1), self._ones)
+        return self._observations(self.recent, self.t)
 
     @staticmethod
     def chance_level(horizon: int = 50, vocab_size: int = 8, n: int = 2) -> float:

@@ -6,6 +6,7 @@ import torch
 
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 from lightning_memrl.envs.scored_answers import ScoredAnswersTask
+from lightning_memrl.envs.token_observations import TokenObservations, column_at
 
 
 class PatternBinding(ScoredAnswersTask):
@@ -92,15 +93,18 @@ class PatternBinding(ScoredAnswersTask):
         querying = (steps >= self.query_start) & (steps < self.response_start)
         responding = (steps >= self.response_start) & (steps < self.horizon)
         is_cue = presenting & ((steps // self.pattern_len) % 2 == 0)
-        # the flag columns (cue pattern, target pattern, query, response) of every step
-        self._flags = torch.stack([is_cue, presenting & ~is_cue, querying, responding], dim=1).float()
+        # phases 0 blank, 1 cue pattern, 2 target pattern, 3 query, 4 response: each raises its flag
+        # (columns vocab_size + phase - 1); phases 1-3 show a token of the tape
+        phase = torch.zeros_like(steps)
+        for index, in_phase in enumerate([is_cue, presenting & ~is_cue, querying, responding], start=1):
+            phase[in_phase] = index
+        flags = torch.zeros(5, self.vocab_size + 4, device=self.device)
+        flags[1:, self.vocab_size :].fill_diagonal_(1.0)
         query_column = (steps - self.query_start).clamp(0, self.pattern_len - 1) + self.presentation_len
-        self._shown_column = torch.where(presenting, steps, query_column)
-        self._shown = (presenting | querying).float()
+        self._observations = TokenObservations(
+            flags, [None, *[(0, self.vocab_size)] * 3, None], torch.where(presenting, steps, query_column), phase
+        )
         self._answer_column = torch.where(responding, steps - self.response_start, self.pattern_len)
-        rows = torch.arange(self.num_envs, device=self.device)
-        self._tape_row_start = rows * (self.presentation_len + self.pattern_len)
-        self._answer_row_start = rows * (self.pattern_len + 1)
 
     @property
     def observation_size(self) -> int:
@@ -137,14 +141,10 @@ class PatternBinding(ScoredAnswersTask):
 
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the response phase)."""
-        return torch.take(self.answer, self._answer_row_start + self._answer_column.index_select(0, self.t))
+        return column_at(self.answer, self._answer_column, self.t)
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, self.vocab_size + 4, device=self.device)
-        token = torch.take(self.tape, self._tape_row_start + self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, token.unsqueeze(1), self._shown.index_select(0, self.t).unsqueeze(1))
-        obs[:, -4:] = self._flags.index_select(0, self.t)
-        return obs
+        return self._observations(self.tape, self.t)
 
     @staticmethod
     def chance_level(horizon: int = 22, vocab_size: int = 8, pattern_len: int = 3, num_patterns: int = 1) -> float:

@@ -6,6 +6,7 @@ import torch
 
 from lightning_memrl.envs.sampling import put_rows, random_subsets, redraw_rows
 from lightning_memrl.envs.scored_answers import ScoredAnswersTask
+from lightning_memrl.envs.token_observations import TokenObservations, column_at
 
 
 class PermutedCopy(ScoredAnswersTask):
@@ -55,9 +56,11 @@ class PermutedCopy(ScoredAnswersTask):
         self.delay = horizon - 2 * seq_len
         self.read_start = seq_len + self.delay
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        self.sequence = torch.zeros(num_envs, seq_len, dtype=torch.long, device=self.device)
-        # the requested positions p[i] of the read steps
-        self.order = torch.zeros(num_envs, seq_len, dtype=torch.long, device=self.device)
+        # the tokens, then the requested positions p[i] of the read steps: one tape, which the
+        # observations read (the write phase shows a token, a read step its requested position)
+        self._tape = torch.zeros(num_envs, 2 * seq_len, dtype=torch.long, device=self.device)
+        self.sequence = self._tape[:, :seq_len]
+        self.order = self._tape[:, seq_len:]
         # the answers sequence[p[i]], then a -1 column that no action matches (no answer due)
         self.answers = torch.full((num_envs, seq_len + 1), -1, dtype=torch.long, device=self.device)
         self.num_correct = torch.zeros(num_envs, dtype=torch.long, device=self.device)
@@ -67,16 +70,20 @@ class PermutedCopy(ScoredAnswersTask):
     def _build_schedule(self) -> None:
         """Per-step lookup tables (indexed by t in 0 .. horizon), so a step does no phase arithmetic."""
         steps = torch.arange(self.horizon + 1, device=self.device)
-        writing = steps < self.seq_len
+        vocab, length = self.vocab_size, self.seq_len
+        writing = steps < length
         reading = (steps >= self.read_start) & (steps < self.horizon)
-        self._writing = writing.float()
-        self._reading = reading.float()
-        self._shown_column = steps.clamp(max=self.seq_len - 1)
-        self._read_index = (steps - self.read_start).clamp(0, self.seq_len - 1)
-        self._answer_column = torch.where(reading, self._read_index, self.seq_len)
-        rows = torch.arange(self.num_envs, device=self.device)
-        self._row_start = rows * self.seq_len
-        self._answer_row_start = rows * (self.seq_len + 1)
+        read_index = (steps - self.read_start).clamp(0, length - 1)
+        # phases 0 write (token one-hot, write flag), 1 delay, 2 read (read flag, position one-hot)
+        flags = torch.zeros(3, self.observation_size, device=self.device)
+        flags[0, vocab] = flags[2, vocab + 1] = 1.0
+        self._observations = TokenObservations(
+            flags,
+            [(0, vocab), None, (vocab + 2, length)],
+            torch.where(reading, length + read_index, steps.clamp(max=length - 1)),
+            torch.where(writing, 0, torch.where(reading, 2, 1)),
+        )
+        self._answer_column = torch.where(reading, read_index, length)
 
     @property
     def observation_size(self) -> int:
@@ -101,20 +108,10 @@ class PermutedCopy(ScoredAnswersTask):
 
     def _target(self) -> torch.Tensor:
         """The token due now (`[N]`; -1, which no action matches, outside the read phase)."""
-        return torch.take(self.answers, self._answer_row_start + self._answer_column.index_select(0, self.t))
+        return column_at(self.answers, self._answer_column, self.t)
 
     def _observe(self) -> torch.Tensor:
-        vocab = self.vocab_size
-        obs = torch.zeros(self.num_envs, self.observation_size, device=self.device)
-        writing = self._writing.index_select(0, self.t)
-        reading = self._reading.index_select(0, self.t)
-        token = torch.take(self.sequence, self._row_start + self._shown_column.index_select(0, self.t))
-        obs.scatter_(1, token.unsqueeze(1), writing.unsqueeze(1))
-        obs[:, vocab] = writing
-        obs[:, vocab + 1] = reading
-        requested = torch.take(self.order, self._row_start + self._read_index.index_select(0, self.t))
-        obs.scatter_(1, (requested + (vocab + 2)).unsqueeze(1), reading.unsqueeze(1))
-        return obs
+        return self._observations(self._tape, self.t)
 
     @staticmethod
     def chance_level(horizon: int = 30, vocab_size: int = 8, seq_len: int = 10) -> float:

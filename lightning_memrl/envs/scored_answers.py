@@ -19,6 +19,7 @@ class ScoredAnswersTask(VectorTask):
     """
 
     can_truncate = False  # fixed length: episodes terminate, never truncate
+    fixed_length = True
 
     t: torch.Tensor
     num_correct: torch.Tensor

@@ -56,6 +56,12 @@ class TMaze(VectorTask):
         self.t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.position = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.cue = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        # the four observations there are, by code: cue left / cue right (step 0, in the corridor), the
+        # corridor, the junction; a step picks a row per env instead of writing the columns one by one
+        self._observations = torch.tensor(
+            [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+            device=self.device,
+        )
 
     @property
     def observation_size(self) -> int:
@@ -68,25 +74,24 @@ class TMaze(VectorTask):
     def _reset_envs(self, mask: torch.Tensor) -> None:
         new_cue = torch.randint(2, (self.num_envs,), device=self.device, generator=self.generator)
         self.cue = torch.where(mask, new_cue, self.cue)
-        self.t = torch.where(mask, 0, self.t)
-        self.position = torch.where(mask, 0, self.position)
+        self.t.masked_fill_(mask, 0)
+        self.position.masked_fill_(mask, 0)
 
     def _advance(self, actions: torch.Tensor):
         at_junction = self.position == self.junction
-        turned = at_junction & (actions != FORWARD)
+        forward = actions == FORWARD
+        turned = at_junction & ~forward
         success = turned & (actions == self.cue + LEFT)
-        self.position = self.position + (~at_junction & (actions == FORWARD)).long()
-        self.t = self.t + 1
-        truncated = ~turned & (self.t == self.time_limit)
+        # a forward move at the junction stays put
+        self.position.add_(forward).clamp_(max=self.junction)
+        self.t += 1
+        truncated = (self.t == self.time_limit) & ~turned
         return success.float(), turned, truncated, success
 
     def _observe(self) -> torch.Tensor:
-        obs = torch.zeros(self.num_envs, 4, device=self.device)
-        obs.scatter_(1, self.cue.unsqueeze(1), (self.t == 0).float().unsqueeze(1))
-        at_junction = self.position == self.junction
-        obs[:, 2] = (~at_junction).float()
-        obs[:, 3] = at_junction.float()
-        return obs
+        # the cue (codes 0, 1) at step 0, else the corridor (2) or the junction (3)
+        code = torch.where(self.t == 0, self.cue, (self.position == self.junction).long() + 2)
+        return self._observations.index_select(0, code)
 
     @staticmethod
     def chance_level(horizon: int = 1002, time_limit: int | None = None) -> float:

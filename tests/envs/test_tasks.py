@@ -246,3 +246,59 @@ def test_tasks_run_on_cuda_like_on_cpu(task):
         successes += int(info["success"].sum())
     chance = get_task_spec(task).chance_level(**kwargs)
     assert _close_to(successes / episodes, chance, episodes)
+
+
+FIXED_LENGTH_TASKS = [task for task in task_names() if get_task_spec(task).cls.fixed_length]
+
+
+def test_fixed_length_tasks_are_the_tasks_that_never_truncate_but_the_t_maze():
+    assert sorted(FIXED_LENGTH_TASKS) == sorted(set(task_names()) - {"t_maze"})
+
+
+@pytest.mark.parametrize("task", FIXED_LENGTH_TASKS)
+def test_fixed_length_tasks_reset_only_at_the_steps_where_episodes_end(task, monkeypatch):
+    """All envs start together, so `step` knows on the host when episodes end and skips the reset work
+    (on an accelerator: redrawing content for every row) at every other step."""
+    monkeypatch.setattr(sampling, "draws_every_row", lambda device: True)
+    env = make_task(task, 16, seed=0, difficulty="easy")
+    calls = []
+    reset_envs = env._reset_envs
+    monkeypatch.setattr(env, "_reset_envs", lambda mask: calls.append(mask.clone()) or reset_envs(mask))
+    env.reset(seed=1)
+    for step in range(1, 2 * env.horizon + 1):
+        obs, _, term, _, info = env.step(env.oracle_action())
+        ends = step % env.horizon == 0
+        assert bool(term.all()) == ends and bool(term.any()) == ends
+        assert len(calls) == 1 + step // env.horizon  # reset() itself, then once per episode end
+        if ends:
+            assert info["success"].all() and not torch.equal(info["final_observation"], obs)
+        else:
+            assert info["final_observation"] is obs and not info["success"].any()
+
+
+@pytest.mark.parametrize("task", FIXED_LENGTH_TASKS)
+def test_envs_out_of_step_after_loading_a_checkpoint_end_each_at_its_own_step(task):
+    """A checkpoint whose envs are at different steps (not one `step` makes, but one a user can load)
+    takes the general path: each env still ends exactly at its horizon and the oracle still succeeds."""
+    kwargs = SHORT.get(task, ({"horizon": 5, "num_cues": 4}, None))[0]
+    fresh = make_task(task, 8, seed=0, **kwargs)
+    fresh.reset(seed=1)
+    ahead = make_task(task, 8, seed=0, **kwargs)
+    ahead.reset(seed=2)
+    ahead.step(ahead.oracle_action())
+    mixed = fresh.state_dict()
+    odd = torch.arange(8) % 2 == 1
+    for name, value in mixed["tensors"].items():
+        other = ahead.state_dict()["tensors"][name]
+        mixed["tensors"][name] = torch.where(odd.view(-1, *[1] * (value.dim() - 1)), other, value)
+    env = make_task(task, 8, seed=0, **kwargs)
+    env.load_state_dict(mixed)
+    assert env._clock is None
+    first_end = torch.full((8,), -1)
+    for step in range(1, 2 * env.horizon + 1):
+        _, _, term, trunc, info = env.step(env.oracle_action())
+        assert not trunc.any() and torch.equal(info["success"], term)
+        first_end = torch.where(term & (first_end < 0), step, first_end)
+    assert torch.equal(first_end, torch.where(odd, env.horizon - 1, env.horizon))
+    env.reset()  # a reset puts every env back in step
+    assert env._clock == 0
