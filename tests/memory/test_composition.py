@@ -100,3 +100,27 @@ def test_parallel_miras_and_episodic_memory_on_the_hybrid_backbone(tmp_path):
     assert "train/memory/0_DualTierMiras/gate_mean" in metrics
     assert float(metrics["train/memory/1_EpisodicMemory/hit_rate"]) > 0  # replay read acting-time entries
     assert episodic.store.size == 2 * 4 * 8  # every acting step of both iterations was written
+
+
+def test_parallel_memory_state_dict_carries_the_episodic_store():
+    def build():
+        torch.manual_seed(0)
+        episodic = memories.EpisodicMemory(8, read_size=4, k=2, capacity=32, backend="exact")
+        return memories.ParallelMemory([memories.DualTierMiras(8, memory_dim=4, deep_hidden=4), episodic])
+
+    memory = build()
+    state = memory.initial_state(3)
+    with torch.no_grad():  # acting: the episodic member writes
+        for _ in range(5):
+            _, state = memory.forward_step(torch.randn(3, 8), state, torch.zeros(3, dtype=torch.bool))
+    restored = build()
+    restored.load_state_dict(memory.state_dict())
+    assert restored.memories[1].store.size == 15
+    query = torch.randn(2, 8)
+    fresh = restored.initial_state(2)
+    restored.eval()
+    memory.eval()
+    torch.testing.assert_close(
+        restored.forward_step(query, fresh, torch.zeros(2, dtype=torch.bool))[0],
+        memory.forward_step(query, fresh, torch.zeros(2, dtype=torch.bool))[0],
+    )
