@@ -7,6 +7,7 @@ back into a return-scale value for acting and GAE, and trains the head on normal
 
 The statistics are a debiased exponential moving average of the targets' first and second moments
 (as MAPPO's `ValueNorm`), kept in buffers so they ride in checkpoints and move with the module.
+Under DDP each rank folds in its own minibatch; DDP's buffer broadcast then keeps rank 0's statistics.
 """
 
 from __future__ import annotations
