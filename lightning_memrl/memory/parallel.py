@@ -8,7 +8,8 @@ member by member exactly as they do for each memory alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import torch
 from torch import nn
@@ -53,6 +54,17 @@ class ParallelMemory(Memory):
         """`query [B, T, H]`, `reset [B, T]` -> `(read [B, T, sum of read sizes], states after T-1)`."""
         outs = [m.forward_sequence(query, s, reset) for m, s in zip(self.memories, state, strict=True)]
         return torch.cat([read for read, _ in outs], dim=-1), tuple(s for _, s in outs)
+
+    def read_only(self) -> AbstractContextManager:
+        """Every member's `read_only()` at once (an episodic member suspends its writes)."""
+        return self._all_read_only()
+
+    @contextmanager
+    def _all_read_only(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            for m in self.memories:
+                stack.enter_context(m.read_only())
+            yield
 
     def auxiliary_loss(self) -> torch.Tensor | None:
         losses = [loss for m in self.memories if (loss := m.auxiliary_loss()) is not None]

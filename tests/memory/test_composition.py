@@ -124,3 +124,15 @@ def test_parallel_memory_state_dict_carries_the_episodic_store():
         restored.forward_step(query, fresh, torch.zeros(2, dtype=torch.bool))[0],
         memory.forward_step(query, fresh, torch.zeros(2, dtype=torch.bool))[0],
     )
+
+
+def test_parallel_memory_read_only_suspends_its_episodic_members_writes():
+    episodic = memories.EpisodicMemory(8, read_size=4, k=2, capacity=32, backend="exact")
+    memory = memories.ParallelMemory([memories.DualTierMiras(8, memory_dim=4, deep_hidden=4), episodic])
+    state, no_reset = memory.initial_state(3), torch.zeros(3, dtype=torch.bool)
+    with torch.no_grad():
+        with memory.read_only():
+            memory.forward_step(torch.randn(3, 8), state, no_reset)
+        assert episodic.store.size == 0
+        memory.forward_step(torch.randn(3, 8), state, no_reset)
+    assert episodic.store.size == 3
