@@ -12,6 +12,7 @@ from torch import nn
 
 from lightning_memrl.agents.distributions import ActionHead
 from lightning_memrl.agents.ppo_loss import ppo_loss
+from lightning_memrl.agents.value_norm import ValueNormalizer
 from lightning_memrl.controllers.base import Controller
 from lightning_memrl.data.batch import SequenceBatch
 from lightning_memrl.data.policy import Action
@@ -52,6 +53,11 @@ class RecurrentPPO(L.LightningModule):
         aux_coef: weight of the memory's auxiliary loss.
         normalize_advantages: standardise advantages per minibatch.
         log_std_init: initial log standard deviation of `box` (continuous) actions.
+        normalize_values: train the critic on value targets standardised by running statistics
+            (`ValueNormalizer`, saved in checkpoints); acting and GAE still see return-scale values.
+            Keeps the value loss at unit scale whatever the returns' size, so `vf_coef` means the
+            same early and late in training.
+        value_norm_beta: EMA decay of those statistics per training minibatch.
     """
 
     def __init__(
@@ -70,6 +76,8 @@ class RecurrentPPO(L.LightningModule):
         aux_coef: float = 1.0,
         normalize_advantages: bool = True,
         log_std_init: float = 0.0,
+        normalize_values: bool = False,
+        value_norm_beta: float = 0.999,
     ):
         super().__init__()
         if env_spec is None:
@@ -97,6 +105,7 @@ class RecurrentPPO(L.LightningModule):
         features = controller.output_size + (memory.read_size if memory is not None else 0)
         self.actor = ActionHead(features, env_spec, init_gain=0.01, log_std_init=log_std_init)
         self.critic = _orthogonal(nn.Linear(features, 1), 1.0)
+        self.value_normalizer = ValueNormalizer(value_norm_beta) if normalize_values else None
         self.skip_rest_of_iteration = False
         self._nonfinite = torch.zeros((), dtype=torch.bool)
 
@@ -160,8 +169,7 @@ class RecurrentPPO(L.LightningModule):
         features, state = self._features_step(obs, state, reset)
         dist = self.actor.distribution(features)
         action = dist.mode() if greedy else dist.sample(generator)
-        value = self.critic(features).squeeze(-1).float()
-        return Action(action, dist.log_prob(action), value, state)
+        return Action(action, dist.log_prob(action), self._return_scale_value(features), state)
 
     @torch.no_grad()
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
@@ -171,13 +179,18 @@ class RecurrentPPO(L.LightningModule):
         else:
             with self.memory.read_only():
                 features, _ = self._features_step(obs, state, reset)
-        return self.critic(features).squeeze(-1).float()
+        return self._return_scale_value(features)
+
+    def _return_scale_value(self, features: torch.Tensor) -> torch.Tensor:
+        value = self.critic(features).squeeze(-1).float()
+        return value if self.value_normalizer is None else self.value_normalizer.denormalize(value)
 
     # --- training -------------------------------------------------------------------------------
     def evaluate_sequences(self, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Replay sequences from their stored states: `(log_prob, entropy, value)`, each `[S, L]`.
 
-        The burn-in prefix runs under `no_grad` and only refreshes the state.
+        The burn-in prefix runs under `no_grad` and only refreshes the state. `value` is the critic
+        head's output: normalised (unit scale) when `normalize_values` is on.
         """
         b = batch.burn_in
         state = batch.states
@@ -194,13 +207,17 @@ class RecurrentPPO(L.LightningModule):
     def training_step(self, batch: SequenceBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         log_prob, entropy, value = self.evaluate_sequences(batch)
         hp = self.hparams
+        old_values, returns = batch.values, batch.returns
+        if self.value_normalizer is not None:  # the critic head lives at unit scale: so do its targets
+            self.value_normalizer.update(returns)
+            old_values, returns = self.value_normalizer.normalize(old_values), self.value_normalizer.normalize(returns)
         out = ppo_loss(
             log_prob,
             batch.log_probs,
             batch.advantages,
             value,
-            batch.values,
-            batch.returns,
+            old_values,
+            returns,
             entropy,
             clip_coef=hp.clip_coef,
             value_clip=hp.value_clip,
@@ -208,6 +225,8 @@ class RecurrentPPO(L.LightningModule):
             ent_coef=hp.ent_coef,
             normalize_advantages=hp.normalize_advantages,
         )
+        if self.value_normalizer is not None:
+            out["value_norm_mean"], out["value_norm_std"] = self.value_normalizer.mean_std()
         if self.memory is not None:
             aux = self.memory.auxiliary_loss()
             if aux is not None:

@@ -4,6 +4,7 @@ from lightning_memrl.memory.base import Memory
 from lightning_memrl.memory.episodic import EpisodicMemory
 from lightning_memrl.memory.kv import KVMemory
 from lightning_memrl.memory.miras import DualTierMiras
+from lightning_memrl.memory.parallel import ParallelMemory
 from lightning_memrl.memory.pmm import PMM
 from lightning_memrl.memory.pseudo_mode import PseudoModeMemory
 from lightning_memrl.memory.ring import RingMemory
@@ -16,6 +17,7 @@ __all__ = [
     "EpisodicMemory",
     "KVMemory",
     "Memory",
+    "ParallelMemory",
     "PseudoModeMemory",
     "RingMemory",
     "SlotMemory",

@@ -1,6 +1,14 @@
 """Small instances of every memory, shared by the memory tests."""
 
-from lightning_memrl.memory import PMM, DualTierMiras, KVMemory, PseudoModeMemory, RingMemory, SlotMemory
+from lightning_memrl.memory import (
+    PMM,
+    DualTierMiras,
+    KVMemory,
+    ParallelMemory,
+    PseudoModeMemory,
+    RingMemory,
+    SlotMemory,
+)
 
 QUERY = 8
 
@@ -12,4 +20,10 @@ MEMORIES = {
     "ring_attention": lambda: RingMemory(QUERY, capacity=4),
     "ring_mean": lambda: RingMemory(QUERY, capacity=3, read="mean"),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
+    "parallel": lambda: ParallelMemory(
+        [
+            DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
+            KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3),
+        ]
+    ),
 }
