@@ -23,6 +23,7 @@ from lightning_memrl.controllers.base import Controller
 from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError, MissingDependencyError
 from lightning_memrl.ops.causal_conv import depthwise_causal_conv
+from lightning_memrl.ops.rms_norm import rms_norm
 from lightning_memrl.ops.ssd import ssd_chunked_scan
 from lightning_memrl.ops.ssd_mamba_ssm import mamba_ssm_available, ssd_mamba_ssm
 from lightning_memrl.state import State
@@ -138,7 +139,7 @@ class Mamba2Block(Controller):
 
     def _output(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # Gated RMSNorm (mamba_ssm's norm_before_gate=False): normalise y * silu(z), then project.
-        return self.out_proj(self.norm(y * F.silu(z)))
+        return self.out_proj(rms_norm(y, self.norm.weight, self.norm.eps, gate=z))
 
     def forward_step(
         self, x: torch.Tensor, state: Mamba2State, reset: torch.Tensor
