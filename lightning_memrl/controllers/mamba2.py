@@ -12,20 +12,48 @@ so no input from before the reset reaches step t or later, and the SSM decay at 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from lightning_memrl.controllers.base import Controller
 from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError, MissingDependencyError
+from lightning_memrl.ops.causal_conv import depthwise_causal_conv
+from lightning_memrl.ops.rms_norm import rms_norm
 from lightning_memrl.ops.ssd import ssd_chunked_scan
 from lightning_memrl.ops.ssd_mamba_ssm import mamba_ssm_available, ssd_mamba_ssm
+from lightning_memrl.state import State
 
 BACKENDS = ("auto", "torch", "mamba_ssm")
 
 Mamba2State = tuple[torch.Tensor, torch.Tensor]  # (conv [B, conv_dim, d_conv-1], ssm [B, heads, head_dim, d_state])
+SequenceFn = Callable[[torch.Tensor, State, torch.Tensor], tuple[torch.Tensor, State]]
+
+
+def run_in_row_blocks(fn: SequenceFn, x: torch.Tensor, state: State, reset: torch.Tensor, block_tokens: int):
+    """`fn(x, state, reset)` over blocks of batch rows on CPU, each about `block_tokens` tokens.
+
+    Rows are independent, so the result equals `fn` on the whole batch. On CPU every op of the Mamba-2
+    block is memory-bound: blocks whose tensors stay in cache run the forward and backward passes
+    much faster than the whole batch. The blocks are `split` views, whose backward concatenates the
+    blocks' gradients (slicing would zero-fill a whole-batch gradient per block).
+    """
+    rows = max(1, block_tokens // x.shape[1])
+    if x.device.type != "cpu" or x.shape[0] <= rows:
+        return fn(x, state, reset)
+    leaves, spec = tree_flatten(state)
+    leaf_blocks = [leaf.split(rows) for leaf in leaves]
+    parts = [
+        fn(xb, tree_unflatten([blocks[i] for blocks in leaf_blocks], spec), rb)
+        for i, (xb, rb) in enumerate(zip(x.split(rows), reset.split(rows), strict=True))
+    ]
+    y = torch.cat([p[0] for p in parts])
+    ends = [tree_flatten(p[1])[0] for p in parts]
+    return y, tree_unflatten([torch.cat(group) for group in zip(*ends, strict=True)], spec)
 
 
 class Mamba2Block(Controller):
@@ -111,7 +139,7 @@ class Mamba2Block(Controller):
 
     def _output(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # Gated RMSNorm (mamba_ssm's norm_before_gate=False): normalise y * silu(z), then project.
-        return self.out_proj(self.norm(y * F.silu(z)))
+        return self.out_proj(rms_norm(y, self.norm.weight, self.norm.eps, gate=z))
 
     def forward_step(
         self, x: torch.Tensor, state: Mamba2State, reset: torch.Tensor
@@ -144,32 +172,22 @@ class Mamba2Block(Controller):
         every term densely (which cost more than the SSD scan on CPU).
         """
         K, T = self.d_conv, xbc.shape[1]
-        padded = torch.cat([conv_state, xbc.transpose(1, 2)], dim=-1)  # [B, C, K-1+T]; step t sees t..t+K-1
+        padded = torch.cat([conv_state.transpose(1, 2), xbc], dim=1)  # [B, K-1+T, C]; step t sees t..t+K-1
         weight = self.conv1d.weight  # [C, 1, K]
-        out = F.conv1d(padded, weight, self.conv1d.bias, groups=self.conv_dim).transpose(1, 2)  # [B, T, C]
+        out = depthwise_causal_conv(padded, weight, self.conv1d.bias)  # [B, T, C]
         seg_padded = torch.cat([seg.new_zeros(seg.shape[0], K - 1), seg], dim=1)  # [B, K-1+T]
         crossing = seg_padded.unfold(1, K, 1)[..., : K - 1] != seg[..., None]  # [B, T, K-1]
         b_idx, t_idx, k_idx = crossing.nonzero(as_tuple=True)
         if b_idx.numel():
-            leaked = padded[b_idx, :, t_idx + k_idx] * weight[:, 0, k_idx].t()  # [n, C]
-            out = out.index_put((b_idx, t_idx), -leaked, accumulate=True)
+            leaked = padded[b_idx, t_idx + k_idx] * weight[:, 0, k_idx].t()  # [n, C]
+            out.index_put_((b_idx, t_idx), -leaked, accumulate=True)
         tail_same = (seg_padded[:, T:] == seg[:, -1:]).to(xbc.dtype)  # last K-1 inputs still in the episode
-        return out, padded[..., T:] * tail_same[:, None, :]
+        return out, (padded[:, T:] * tail_same[..., None]).transpose(1, 2)
 
     def forward_sequence(
         self, x: torch.Tensor, state: Mamba2State, reset: torch.Tensor
     ) -> tuple[torch.Tensor, Mamba2State]:
-        rows = max(1, self.cpu_block_tokens // x.shape[1])
-        if x.device.type != "cpu" or x.shape[0] <= rows:
-            return self._forward_rows(x, state, reset)
-        # On CPU every op here is memory-bound: blocks of rows whose tensors stay in cache (~4k tokens)
-        # run the forward and backward passes about 1.5x faster than the whole batch (B=256, T=128).
-        parts = [
-            self._forward_rows(x[i : i + rows], (state[0][i : i + rows], state[1][i : i + rows]), reset[i : i + rows])
-            for i in range(0, x.shape[0], rows)
-        ]
-        y = torch.cat([p[0] for p in parts])
-        return y, (torch.cat([p[1][0] for p in parts]), torch.cat([p[1][1] for p in parts]))
+        return run_in_row_blocks(self._forward_rows, x, state, reset, self.cpu_block_tokens)
 
     def _forward_rows(
         self, x: torch.Tensor, state: Mamba2State, reset: torch.Tensor
@@ -237,3 +255,10 @@ class Mamba2(ResidualStack):
             for _ in range(num_layers)
         ]
         super().__init__(blocks, hidden_size, input_size, mlp_ratio)
+        self.cpu_block_tokens = 4096  # rows per block on CPU: cpu_block_tokens // T (see run_in_row_blocks)
+
+    def forward_sequence(
+        self, x: torch.Tensor, state: tuple[Mamba2State, ...], reset: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[Mamba2State, ...]]:
+        # The whole stack per row block: its norms and residuals stay in cache too.
+        return run_in_row_blocks(super().forward_sequence, x, state, reset, self.cpu_block_tokens)

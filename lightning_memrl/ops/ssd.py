@@ -84,46 +84,51 @@ def ssd_chunked_scan(
         seg = torch.cat([seg, seg[:, -1:].expand(b, pad)], dim=1)
     nc = (T + pad) // L
 
-    # 1. Split into chunks: heads to the front so every product below is a batched matmul.
-    xdt = xdt.view(b, nc, L, h, p).permute(0, 3, 1, 2, 4)  # [b, h, c, L, p]
-    a = a.view(b, nc, L, h).permute(0, 3, 1, 2)  # [b, h, c, L]
-    Bc = B.view(b, 1, nc, L, n)
-    Cc = C.view(b, 1, nc, L, n)
-    segc = seg.view(b, 1, nc, L)
-    a_cum = a.cumsum(dim=-1)  # [b, h, c, L] log decay from the chunk start through step l
+    # 1. Split into chunks, keeping the token layout `[.., L, heads, head_dim]`: the products with the
+    #    shared B and C then run as one matmul over all heads (`h * p` columns), which on CPU is several
+    #    times faster than a batch of per-head `L x p` products. Only the intra-chunk product needs the
+    #    heads in front.
+    xdt = xdt.view(b, nc, L, h, p)
+    a = a.view(b, nc, L, h)
+    Bc = B.reshape(b * nc, L, n)
+    Cc = C.reshape(b * nc, L, n)
+    segc = seg.view(b, nc, L)
+    a_cum = a.cumsum(dim=2)  # [b, c, L, h] log decay from the chunk start through step l
 
     # 2. Within chunks: y_i += sum_{j <= i, same segment} C_i.B_j exp(a_cum_i - a_cum_j) dt_j x_j.
     causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-    allowed = (segc[..., :, None] == segc[..., None, :]) & causal  # [b, 1, c, L, L]
-    log_decay = (a_cum[..., :, None] - a_cum[..., None, :]).masked_fill(~allowed, float("-inf"))
-    scores = (Cc @ Bc.transpose(-1, -2)) * torch.exp(log_decay)  # [b, h, c, L, L]
-    y = scores @ xdt  # [b, h, c, L, p]
+    allowed = (segc[..., :, None] == segc[..., None, :]) & causal  # [b, c, L, L]
+    a_cum_h = a_cum.transpose(-1, -2)  # [b, c, h, L]
+    log_decay = (a_cum_h[..., :, None] - a_cum_h[..., None, :]).masked_fill(~allowed[:, :, None], float("-inf"))
+    CB = torch.bmm(Cc, Bc.transpose(1, 2)).view(b, nc, 1, L, L)
+    scores = CB * torch.exp(log_decay)  # [b, c, h, L, L]
+    y_intra = scores @ xdt.transpose(2, 3)  # [b, c, h, L, p]
 
     # 3. State each chunk builds from its own inputs, at its end (only inputs of its last segment).
-    end_seg = segc[..., -1:]  # [b, 1, c, 1]
-    to_end = torch.exp(a_cum[..., -1:] - a_cum) * (segc == end_seg)  # [b, h, c, L]
-    local = (xdt * to_end[..., None]).transpose(-1, -2) @ Bc  # [b, h, c, p, n]
+    end_seg = segc[..., -1:]  # [b, c, 1]
+    to_end = torch.exp(a_cum[:, :, -1:] - a_cum) * (segc == end_seg)[..., None]  # [b, c, L, h]
+    local = (xdt * to_end[..., None]).view(b * nc, L, h * p).transpose(1, 2) @ Bc  # [b*c, h*p, n]
 
     # 4. Pass states across chunks in closed form (one matmul, no loop over chunks). With G_k the log
     #    decay of chunks 0..k-1, chunk d's local state reaches the start of chunk c > d scaled by
     #    exp(G_c - G_{d+1}), and the initial state by exp(G_c), if no reset lies in between: that is,
     #    if the segment at d's end (0 for the initial state) is the segment entering c. Row c = nc is
     #    the final state.
-    prev_seg = torch.cat([segc.new_zeros(b, 1, 1), end_seg[..., 0]], dim=2)  # [b, 1, c+1] segment entering c
-    G = F.pad(a_cum[..., -1].cumsum(dim=-1), (1, 0))  # [b, h, c+1]
+    prev_seg = torch.cat([segc.new_zeros(b, 1), end_seg[..., 0]], dim=1)  # [b, c+1] segment entering c
+    G = F.pad(a_cum[:, :, -1].transpose(1, 2).cumsum(dim=-1), (1, 0))  # [b, h, c+1]
     source_seg = prev_seg  # source 0 = the initial state, source d+1 = chunk d's local state
-    reach = (source_seg[..., None, :] == prev_seg[..., :, None]) & torch.ones(
+    reach = (source_seg[:, None, None, :] == prev_seg[:, None, :, None]) & torch.ones(
         nc + 1, nc + 1, dtype=torch.bool, device=x.device
     ).tril()  # [b, 1, c+1 (to), c+1 (from)]
-    log_pass = (G[..., :, None] - G[..., None, :]).masked_fill(~reach, float("-inf"))
-    sources = torch.cat([initial_state.unsqueeze(2), local], dim=2).flatten(3)  # [b, h, c+1, p*n]
-    passed = (torch.exp(log_pass) @ sources).view(b, h, nc + 1, p, n)
-    entering_states, state = passed[:, :, :-1], passed[:, :, -1]
-    prev_seg = prev_seg[..., :-1]
+    log_pass = (G[..., :, None] - G[..., None, :]).masked_fill(~reach, float("-inf"))  # [b, h, c+1, c+1]
+    local = local.view(b, nc, h, p * n).transpose(1, 2)  # [b, h, c, p*n]
+    sources = torch.cat([initial_state.reshape(b, h, 1, p * n), local], dim=2)  # [b, h, c+1, p*n]
+    passed = torch.exp(log_pass) @ sources  # [b, h, c+1, p*n]
+    state = passed[:, :, -1].view(b, h, p, n)
+    entering = passed[:, :, :-1].view(b, h, nc, p, n).permute(0, 2, 4, 1, 3)  # [b, c, n, h, p]
 
     # 5. Entering state -> outputs of the steps still in its segment: y_i += exp(a_cum_i) C_i S.
-    from_start = torch.exp(a_cum) * (segc == prev_seg[..., None])  # [b, h, c, L]
-    y = y + (Cc @ entering_states.transpose(-1, -2)) * from_start[..., None]  # [b, h, c, L, p]
-
-    y = y.permute(0, 2, 3, 1, 4).reshape(b, nc * L, h, p)[:, :T]
+    from_start = torch.exp(a_cum) * (segc == prev_seg[:, :-1, None])[..., None]  # [b, c, L, h]
+    y_off = (Cc @ entering.reshape(b * nc, n, h * p)).view(b, nc, L, h, p) * from_start[..., None]
+    y = (y_off + y_intra.transpose(2, 3)).view(b, nc * L, h, p)[:, :T]
     return y, state
