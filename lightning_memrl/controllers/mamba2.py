@@ -34,7 +34,9 @@ Mamba2State = tuple[torch.Tensor, torch.Tensor]  # (conv [B, conv_dim, d_conv-1]
 SequenceFn = Callable[[torch.Tensor, State, torch.Tensor], tuple[torch.Tensor, State]]
 
 
-def run_in_row_blocks(fn: SequenceFn, x: torch.Tensor, state: State, reset: torch.Tensor, block_tokens: int):
+def run_in_row_blocks(
+    fn: SequenceFn, x: torch.Tensor, state: State, reset: torch.Tensor, block_tokens: int
+) -> tuple[torch.Tensor, State]:
     """`fn(x, state, reset)` over blocks of batch rows on CPU, each about `block_tokens` tokens.
 
     Rows are independent, so the result equals `fn` on the whole batch. On CPU every op of the Mamba-2

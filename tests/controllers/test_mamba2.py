@@ -131,3 +131,21 @@ def test_cpu_row_blocks_equal_the_whole_batch():
         y_rows, s_rows = block.forward_sequence(x, state, reset)
     torch.testing.assert_close(y_rows, y_whole)
     torch.testing.assert_close(s_rows, s_whole)
+
+
+def test_stack_row_blocks_equal_the_whole_batch_with_gradients():
+    torch.manual_seed(0)
+    model = Mamba2(hidden_size=16, num_layers=2, d_state=4, head_dim=8)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 9, 16, generator=gen, requires_grad=True)
+    reset = torch.rand(5, 9, generator=gen) < 0.2
+    state = random_state(model.initial_state(5), gen)
+    grad_y = torch.randn(5, 9, 16, generator=gen)
+    results = []
+    for block_tokens in (4096, 2 * 9):  # whole batch, then blocks of 2 rows
+        model.cpu_block_tokens = block_tokens
+        y, end = model.forward_sequence(x, state, reset)
+        params = [x, *model.parameters()]
+        results.append((y, *end[1], *torch.autograd.grad((y * grad_y).sum(), params)))
+    for rows, whole in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(rows, whole, atol=1e-5, rtol=1e-5)
