@@ -148,7 +148,7 @@ def run_main(argv: Sequence[str]) -> int:
         todo.append((prefix, run))
 
     def attempt(prefix: str, run: SuiteRun) -> dict[str, Any] | None:
-        print(f"{prefix}: running in {run.run_dir}", flush=True)
+        print(f"{prefix}: running in {run.run_dir}\n", end="", flush=True)  # one write: threads print too
         ok = execute(run, in_process=opts.in_process, threads=threads)
         return _collect_finished(run) if ok else None
 
