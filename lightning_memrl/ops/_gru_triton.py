@@ -118,11 +118,6 @@ def _chunk(hidden: int) -> int:
     return min(hidden, 32)  # K-chunk of the recurrent products: a [32, H] weight tile per dot
 
 
-def supports(hidden: int) -> bool:
-    """Whether the kernels take this hidden size (a power of two the tiles fit: 16 to 128)."""
-    return 16 <= hidden <= 128 and hidden & (hidden - 1) == 0
-
-
 def scan_forward(
     gi_t: torch.Tensor, h0: torch.Tensor, keep_t: torch.Tensor, weight_hh: torch.Tensor, bias_hh: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:

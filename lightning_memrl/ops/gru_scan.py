@@ -15,11 +15,12 @@ gradients, in `tests/ops/test_gru_scan.py` (the Triton kernels on the GPU machin
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 
 import torch
 import torch.nn.functional as F
+
+from lightning_memrl.ops.triton_support import triton_available
 
 
 def gru_scan_reference(
@@ -55,13 +56,13 @@ FUSED_BY_DEFAULT = False  # the Triton path is opt-in (`fused=True`) until measu
 _fused_status: dict[int, bool] = {}
 
 
-def _fused_kernels_work(hidden: int) -> bool:
+def _fused_kernels_work(hidden: int, device: torch.device) -> bool:
     """Whether the Triton kernels compile and run for this hidden size; if not, warn once (eager scan used)."""
     if hidden not in _fused_status:
         try:
             from lightning_memrl.ops._gru_triton import scan_backward, scan_forward
 
-            cuda = {"device": "cuda"}
+            cuda = {"device": device}
             keep = torch.ones(2, 16, **cuda)
             weight = torch.zeros(3 * hidden, hidden, **cuda)
             saved = scan_forward(torch.zeros(2, 16, 3 * hidden, **cuda), torch.zeros(16, hidden, **cuda), keep, weight,
@@ -74,11 +75,6 @@ def _fused_kernels_work(hidden: int) -> bool:
     return _fused_status[hidden]
 
 
-def triton_available() -> bool:
-    """Whether the Triton kernels can be used (triton importable; they still need a CUDA tensor)."""
-    return importlib.util.find_spec("triton") is not None
-
-
 class _GRUScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi, h0, keep, weight_hh, bias_hh, fused):
@@ -86,7 +82,7 @@ class _GRUScan(torch.autograd.Function):
         H = three_h // 3
         gi_t = gi.transpose(0, 1).contiguous()  # [T, B, 3H]
         keep_t = keep.transpose(0, 1).unsqueeze(-1).contiguous()  # [T, B, 1]
-        ctx.fused = fused and _fused_kernels_work(H)
+        ctx.fused = fused and _fused_kernels_work(H, gi.device)
         if ctx.fused:
             from lightning_memrl.ops._gru_triton import scan_forward
 
@@ -159,15 +155,13 @@ def gru_scan(
     else the eager scan); `None` picks them when `FUSED_BY_DEFAULT` is set and triton is importable.
     """
     dtype = torch.float64 if gi.dtype == torch.float64 else torch.float32
-    if fused is None:
-        fused = FUSED_BY_DEFAULT and gi.is_cuda and dtype == torch.float32 and triton_available()
-    fused = fused and _fits(h0.shape[-1])
+    eligible = gi.is_cuda and dtype == torch.float32 and triton_available() and _fits(h0.shape[-1])
+    fused = eligible and (FUSED_BY_DEFAULT if fused is None else fused)
     with torch.autocast(device_type=gi.device.type, enabled=False):
         args = (gi.to(dtype), h0.to(dtype), keep.to(dtype), weight_hh.to(dtype), bias_hh.to(dtype))
         return _GRUScan.apply(*args, fused)
 
 
 def _fits(hidden: int) -> bool:
-    from lightning_memrl.ops._gru_triton import supports
-
-    return supports(hidden)
+    """Whether the kernels' tiles take this hidden size: a power of two from 16 to 128."""
+    return 16 <= hidden <= 128 and hidden & (hidden - 1) == 0

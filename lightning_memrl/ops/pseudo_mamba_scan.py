@@ -13,10 +13,9 @@ sequential part. Three implementations of the same function:
 
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
-
 import torch
+
+from lightning_memrl.ops.triton_support import triton_available
 
 
 def pseudo_mamba_scan_reference(u: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -36,12 +35,6 @@ def pseudo_mamba_scan_reference(u: torch.Tensor, h0: torch.Tensor, keep: torch.T
         h = torch.tanh(u[:, t] + keep[:, t, None] * h)
         outputs.append(h)
     return torch.stack(outputs, dim=1)
-
-
-@lru_cache(maxsize=1)
-def triton_available() -> bool:
-    """Whether the Triton kernels can be used (triton importable; they still need a CUDA tensor)."""
-    return importlib.util.find_spec("triton") is not None
 
 
 class _PseudoMambaScan(torch.autograd.Function):

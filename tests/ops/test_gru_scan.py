@@ -45,6 +45,14 @@ def test_gru_scan_runs_in_float32_under_autocast():
     assert y.dtype == torch.float32
 
 
+def test_fused_request_on_cpu_runs_the_eager_scan():
+    """`fused=True` where the kernels cannot run (CPU tensors, no triton) is the eager scan, not an error."""
+    gen = torch.Generator().manual_seed(4)
+    args = (torch.randn(3, 5, 48, generator=gen), torch.randn(3, 16, generator=gen), torch.ones(3, 5))
+    weights = (torch.randn(48, 16, generator=gen), torch.randn(48, generator=gen))
+    torch.testing.assert_close(gru_scan(*args, *weights, fused=True), gru_scan(*args, *weights, fused=False))
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(("B", "T", "H"), [(5, 7, 16), (300, 129, 128)])
 def test_triton_gru_scan_matches_the_eager_scan_on_cuda(B, T, H):
@@ -52,7 +60,7 @@ def test_triton_gru_scan_matches_the_eager_scan_on_cuda(B, T, H):
     from lightning_memrl.ops import gru_scan as module
 
     assert module.triton_available(), "the GPU machine has triton"
-    assert module._fused_kernels_work(H), "the kernels must compile here (else fused=True silently runs eager)"
+    assert module._fused_kernels_work(H, torch.device("cuda")), "the kernels must compile (else fused=True runs eager)"
     gen = torch.Generator(device="cuda").manual_seed(0)
     gi = torch.randn(B, T, 3 * H, device="cuda", generator=gen, requires_grad=True)
     h0 = torch.randn(B, H, device="cuda", generator=gen, requires_grad=True)
