@@ -24,12 +24,25 @@ def _tanh(x):
 
 
 @triton.jit
+def _row_block(B, BLOCK: tl.constexpr):
+    """This program's `BLOCK` sequences: their indices and which of them exist (`< B`)."""
+    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    return rows, rows < B
+
+
+@triton.jit
+def _step_offsets(t, B, rows, cols, H: tl.constexpr):
+    """Offsets of step `t` of `rows` (columns `cols`) in the `[T, B, H]`, `[T, B, 3H]` and `[T, B, 2H]` buffers."""
+    at = t * B + rows[:, None]
+    return at * H + cols[None, :], at * (3 * H) + cols[None, :], at * (2 * H) + cols[None, :]
+
+
+@triton.jit
 def _forward_kernel(
     gi_ptr, h0_ptr, keep_ptr, w_ptr, b_ptr, prev_ptr, rz_ptr, n_ptr, ghn_ptr, out_ptr, B, T: tl.constexpr,
     H: tl.constexpr, BLOCK: tl.constexpr, KC: tl.constexpr,
 ):  # fmt: skip
-    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    row_ok = rows < B
+    rows, row_ok = _row_block(B, BLOCK)
     mask = row_ok[:, None]
     cols = tl.arange(0, H)
     kcols = tl.arange(0, KC)
@@ -40,9 +53,7 @@ def _forward_kernel(
     for t in range(T):
         keep = tl.load(keep_ptr + t * B + rows, mask=row_ok, other=0.0)
         hp = h * keep[:, None]
-        at_h = (t * B + rows[:, None]) * H + cols[None, :]
-        at_g = (t * B + rows[:, None]) * (3 * H) + cols[None, :]
-        at_rz = (t * B + rows[:, None]) * (2 * H) + cols[None, :]
+        at_h, at_g, at_rz = _step_offsets(t, B, rows, cols, H)
         tl.store(prev_ptr + at_h, hp, mask=mask)
         tl.debug_barrier()  # the products below read hp back in K-chunks (small tiles fit shared memory)
         a_r = tl.load(gi_ptr + at_g, mask=mask, other=0.0) + b_r
@@ -70,17 +81,14 @@ def _backward_kernel(
     grad_ptr, keep_ptr, w_ptr, prev_ptr, rz_ptr, n_ptr, ghn_ptr, d_gi_ptr, d_gh_ptr, d_h0_ptr, B, T: tl.constexpr,
     H: tl.constexpr, BLOCK: tl.constexpr, KC: tl.constexpr,
 ):  # fmt: skip
-    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    row_ok = rows < B
+    rows, row_ok = _row_block(B, BLOCK)
     mask = row_ok[:, None]
     cols = tl.arange(0, H)
     kcols = tl.arange(0, KC)
     carry = tl.zeros((BLOCK, H), dtype=tl.float32)
     for i in range(T):
         t = T - 1 - i
-        at_h = (t * B + rows[:, None]) * H + cols[None, :]
-        at_g = (t * B + rows[:, None]) * (3 * H) + cols[None, :]
-        at_rz = (t * B + rows[:, None]) * (2 * H) + cols[None, :]
+        at_h, at_g, at_rz = _step_offsets(t, B, rows, cols, H)
         g = tl.load(grad_ptr + at_h, mask=mask, other=0.0) + carry
         r = tl.load(rz_ptr + at_rz, mask=mask, other=0.0)
         z = tl.load(rz_ptr + at_rz + H, mask=mask, other=0.0)
