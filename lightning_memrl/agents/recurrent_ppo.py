@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import lightning as L
@@ -174,11 +175,8 @@ class RecurrentPPO(L.LightningModule):
     @torch.no_grad()
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
         """The value of `obs [N, D]` from `state`, without acting: the memory is only read, never written."""
-        if self.memory is None:
+        with nullcontext() if self.memory is None else self.memory.read_only():
             features, _ = self._features_step(obs, state, reset)
-        else:
-            with self.memory.read_only():
-                features, _ = self._features_step(obs, state, reset)
         return self._return_scale_value(features)
 
     def _return_scale_value(self, features: torch.Tensor) -> torch.Tensor:

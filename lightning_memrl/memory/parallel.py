@@ -9,7 +9,7 @@ member by member exactly as they do for each memory alone.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from torch import nn
@@ -55,12 +55,9 @@ class ParallelMemory(Memory):
         outs = [m.forward_sequence(query, s, reset) for m, s in zip(self.memories, state, strict=True)]
         return torch.cat([read for read, _ in outs], dim=-1), tuple(s for _, s in outs)
 
-    def read_only(self) -> AbstractContextManager:
-        """Every member's `read_only()` at once (an episodic member suspends its writes)."""
-        return self._all_read_only()
-
     @contextmanager
-    def _all_read_only(self) -> Iterator[None]:
+    def read_only(self) -> Iterator[None]:
+        """Every member's `read_only()` at once (an episodic member suspends its writes)."""
         with ExitStack() as stack:
             for m in self.memories:
                 stack.enter_context(m.read_only())
