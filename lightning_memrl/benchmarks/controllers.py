@@ -35,10 +35,12 @@ from lightning_memrl.controllers import (
 from lightning_memrl.errors import ConfigError
 
 
-def controller_factories(mamba_backend: str, context: int) -> dict[str, Callable[[int], Controller]]:
+def controller_factories(
+    mamba_backend: str, context: int, gru_fused_scan: bool | None = None
+) -> dict[str, Callable[[int], Controller]]:
     """Name -> `hidden_size -> Controller` for every benchmarked controller."""
     return {
-        "gru": lambda h: GRU(hidden_size=h),
+        "gru": lambda h: GRU(hidden_size=h, fused_scan=gru_fused_scan),
         "lstm": lambda h: LSTM(hidden_size=h),
         "mamba2": lambda h: Mamba2(hidden_size=h, backend=mamba_backend),
         "transformer": lambda h: Transformer(hidden_size=h, context=context),

@@ -23,7 +23,6 @@ import torch
 
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.benchmarks.controllers import controller_factories
-from lightning_memrl.controllers import GRU
 from lightning_memrl.data import RolloutDataModule
 
 
@@ -70,7 +69,7 @@ def run(
     `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...);
     `fused_scan` is the GRU's choice of scan (Triton kernels on CUDA, eager, or automatic).
     """
-    factories = controller_factories(mamba_backend, context=seq_len)
+    factories = controller_factories(mamba_backend, context=seq_len, gru_fused_scan=fused_scan)
     if controller not in factories:
         raise ValueError(f"unknown controller {controller!r}; choose one of {', '.join(factories)}")
     L.seed_everything(0, verbose=False)
@@ -84,8 +83,7 @@ def run(
         minibatch_size=steps // num_minibatches,
         update_epochs=update_epochs,
     )
-    model = GRU(hidden, fused_scan=fused_scan) if controller == "gru" else factories[controller](hidden)
-    agent = RecurrentPPO(model, env_spec=dm.env_spec)
+    agent = RecurrentPPO(factories[controller](hidden), env_spec=dm.env_spec)
     timer = _IterationTimer()
     trainer = L.Trainer(
         max_epochs=warmup + iterations,
