@@ -2,11 +2,14 @@
 
     memrl bench throughput --num-envs 256 --hidden 128 --iterations 8
     memrl bench throughput --device cuda --num-envs 4096 --json out.json
+    memrl bench throughput --device cuda --devices 2 --num-envs 16384   # DDP, envs per GPU
     memrl bench throughput --device cuda --controller mamba2 --mamba-backend mamba_ssm --horizon 1000 \
         --rollout-steps 1024 --seq-len 1024 --num-envs 1024
 
 Times whole PPO iterations (collection + GAE + update epochs, in `lightning.Trainer.fit`) after
-warm-up iterations, and reports the share of time spent collecting.
+warm-up iterations, and reports the share of time spent collecting. With `--devices N` the
+fit runs under Lightning DDP (gloo processes on CPU): every rank collects its own `num_envs` envs, the figure counts the env
+steps of all ranks, and only rank 0 prints and writes the JSON.
 """
 
 from __future__ import annotations
@@ -63,11 +66,13 @@ def run(
     controller: str = "gru",
     mamba_backend: str = "auto",
     fused_scan: bool | None = None,
-) -> dict[str, Any]:
+    devices: int = 1,
+) -> dict[str, Any] | None:
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
     `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...);
     `fused_scan` is the GRU's choice of scan (Triton kernels on CUDA, eager, or automatic).
+    `devices > 1` trains under DDP with `num_envs` envs per device; returns None on ranks other than 0.
     """
     factories = controller_factories(mamba_backend, context=seq_len, gru_fused_scan=fused_scan)
     if controller not in factories:
@@ -88,7 +93,8 @@ def run(
     trainer = L.Trainer(
         max_epochs=warmup + iterations,
         accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
         precision=precision,
         gradient_clip_val=0.5,
         logger=False,
@@ -101,6 +107,9 @@ def run(
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(agent, dm)
+    if trainer.global_rank != 0:
+        return None
+    steps *= trainer.world_size
     wall = sum(e - s for s, e in zip(timer.starts[warmup:], timer.ends[warmup:], strict=True))
     collect = sum(timer.collect[warmup:])
     return {
@@ -109,6 +118,7 @@ def run(
         "fused_scan": fused_scan,
         "horizon": horizon,
         "num_envs": num_envs,
+        "devices": trainer.world_size,
         "rollout_steps": rollout_steps,
         "seq_len": seq_len,
         "minibatches": num_minibatches,
@@ -149,9 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--devices", type=int, default=1, help="devices (GPUs, or CPU processes); more than 1 trains under DDP with --num-envs per device")
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
+    if args.devices > 1 and len(args.num_envs) > 1:
+        parser.error("with --devices > 1 give one --num-envs per run (each DDP fit starts its own processes)")
     results = []
     for num_envs in args.num_envs:
         result = run(
@@ -169,10 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             controller=args.controller,
             mamba_backend=args.mamba_backend,
             fused_scan={"auto": None, "on": True, "off": False}[args.fused_scan],
+            devices=args.devices,
         )
+        if result is None:  # a DDP rank other than 0
+            return 0
         results.append(result)
         print(
-            f"{result['controller']} (fused scan {args.fused_scan}) num_envs={num_envs:>6} {result['device']}: "
+            f"{result['controller']} (fused scan {args.fused_scan}) num_envs={num_envs:>6} x {args.devices} "
+            f"{result['device']}: "
             f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "
             f"(collect {result['collect_share']:.0%}, train {result['train_share']:.0%}, "
             f"{result['seconds_per_iteration']:.3f} s/iteration)"
