@@ -3,6 +3,8 @@
     python configs/episodic/summarise.py runs/episodic/device
 
 Reads `<root>/<arm>/seed<k>/**/results.json` (the newest per run directory, as `memrl fit` writes it).
+One arm per directory, in name order: run_device.sh writes `baseline`, `episodic` (global store) and
+`episodic_scoped` (episode-scoped reads).
 """
 
 from __future__ import annotations

@@ -187,13 +187,14 @@ class RecurrentPPO(L.LightningModule):
     def evaluate_sequences(self, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Replay sequences from their stored states: `(log_prob, entropy, value)`, each `[S, L]`.
 
-        The burn-in prefix runs under `no_grad` and only refreshes the state. `value` is the critic
-        head's output: normalised (unit scale) when `normalize_values` is on.
+        The burn-in prefix runs under `no_grad` and only refreshes the state: the memory is read, never
+        written (replayed steps are not acting steps). `value` is the critic head's output: normalised
+        (unit scale) when `normalize_values` is on.
         """
         b = batch.burn_in
         state = batch.states
         if b > 0:
-            with torch.no_grad():
+            with torch.no_grad(), nullcontext() if self.memory is None else self.memory.read_only():
                 _, state = self._features_sequence(batch.obs[:, :b], state, batch.starts[:, :b])
             state = detach_state(state)
         features, _ = self._features_sequence(batch.obs[:, b:], state, batch.starts[:, b:])

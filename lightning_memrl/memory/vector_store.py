@@ -7,9 +7,12 @@ overwritten first). Search is exact (a masked matrix product in torch, on the ke
 from it and re-rank them exactly with the stored keys (so recall stays high with coarse codes).
 On CUDA, faiss-GPU is used when faiss reports GPUs; otherwise the exact torch search runs on the GPU.
 
-Every entry has a unique, increasing id (`uid`, also its faiss id) and a `tick` (the acting step
-that wrote it). `search(..., before_tick=...)` only returns entries written before a given tick,
-which is what makes replayed reads equal acting-time reads (see `EpisodicMemory`).
+Every entry has a unique, increasing id (`uid`, also its faiss id), a `tick` (the acting step
+that wrote it) and an `env` (the id of the env row that wrote it; -1 when not given).
+`search(..., before_tick=...)` only returns entries written before a given tick, which is what makes
+replayed reads equal acting-time reads (see `EpisodicMemory`). `search(..., env=, since_tick=)`
+further keeps only the entries of one env written in `[since_tick, before_tick)` (one episode of one
+env row): a mask on the exact similarity matrix, so it needs exact search (no trained IVF-PQ index).
 
 Keys are L2-normalised; similarity is the inner product (cosine).
 """
@@ -92,6 +95,7 @@ class VectorStore:
         self.keys = torch.zeros(capacity, key_size, device=self.device)
         self.values = torch.zeros(capacity, value_size, device=self.device)
         self.ticks = torch.zeros(capacity, dtype=torch.long, device=self.device)
+        self.envs = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
         self.next_uid = 0  # uid of the next write; entries hold uids [next_uid - size, next_uid)
         self.size = 0
         self.rebuilds = 0
@@ -122,7 +126,9 @@ class VectorStore:
     def to(self, device: torch.device | str) -> VectorStore:
         """Move the stored tensors (the faiss index stays on its own device)."""
         self.device = torch.device(device)
-        self.keys, self.values, self.ticks = (t.to(self.device) for t in (self.keys, self.values, self.ticks))
+        self.keys, self.values, self.ticks, self.envs = (
+            t.to(self.device) for t in (self.keys, self.values, self.ticks, self.envs)
+        )
         return self
 
     def _wants_ivfpq(self) -> bool:
@@ -130,8 +136,18 @@ class VectorStore:
 
     # --- writing ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def add(self, keys: torch.Tensor, values: torch.Tensor, ticks: torch.Tensor | int = 0) -> torch.Tensor:
-        """Insert `keys [N, D]`, `values [N, V]` written at `ticks [N]` (non-decreasing); returns uids `[N]`."""
+    def add(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        ticks: torch.Tensor | int = 0,
+        envs: torch.Tensor | int = -1,
+    ) -> torch.Tensor:
+        """Insert `keys [N, D]`, `values [N, V]` written at `ticks [N]` by env rows `envs [N]`; returns uids `[N]`.
+
+        Ticks must be non-decreasing across writes for `before_tick` searches without `env`; searches
+        filtered by `env` compare ticks directly and need no order.
+        """
         if keys.dim() != 2 or keys.shape[1] != self.key_size or values.shape != (keys.shape[0], self.value_size):
             raise ValueError(
                 f"VectorStore.add expects keys [N, {self.key_size}] and values [N, {self.value_size}], "
@@ -139,10 +155,12 @@ class VectorStore:
             )
         n = keys.shape[0]
         ticks = torch.as_tensor(ticks, dtype=torch.long, device=self.device).expand(n)
+        envs = torch.as_tensor(envs, dtype=torch.long, device=self.device).expand(n)
         if n > self.capacity:  # only the newest `capacity` rows survive; the rest get uids but no slot
             self._evict(self.size)
             self.next_uid += n - self.capacity
-            keys, values, ticks = keys[-self.capacity :], values[-self.capacity :], ticks[-self.capacity :]
+            keys, values = keys[-self.capacity :], values[-self.capacity :]
+            ticks, envs = ticks[-self.capacity :], envs[-self.capacity :]
             n = self.capacity
         self._evict(max(0, self.size + n - self.capacity))
         slots = self._slots(self.next_uid, n)
@@ -150,6 +168,7 @@ class VectorStore:
         self.keys[slots] = keys
         self.values[slots] = values.to(self.device, torch.float32)
         self.ticks[slots] = ticks
+        self.envs[slots] = envs
         new_uids = np.arange(self.next_uid, self.next_uid + n, dtype=np.int64)
         self.next_uid += n
         self.size += n
@@ -204,24 +223,48 @@ class VectorStore:
 
     @torch.no_grad()
     def search(
-        self, query: torch.Tensor, k: int, before_tick: torch.Tensor | None = None
+        self,
+        query: torch.Tensor,
+        k: int,
+        before_tick: torch.Tensor | None = None,
+        *,
+        env: torch.Tensor | None = None,
+        since_tick: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The `k` most similar entries of `query [Q, D]`: `(similarity [Q, k], slot [Q, k])`.
 
-        Only entries written before `before_tick [Q]` are eligible when given. Missing neighbours
-        (fewer eligible entries than `k`) have similarity `-inf` and slot `-1`.
+        Only entries written before `before_tick [Q]` are eligible when given. With `env [Q]` and
+        `since_tick [Q]` (both, and `before_tick`), only entries written by env `env` at ticks in
+        `[since_tick, before_tick)` are; that filter needs exact search. Missing neighbours (fewer
+        eligible entries than `k`) have similarity `-inf` and slot `-1`.
         """
         if query.dim() != 2 or query.shape[1] != self.key_size:
             raise ValueError(f"VectorStore.search expects query [Q, {self.key_size}], got {tuple(query.shape)}")
+        if (env is None) != (since_tick is None) or (env is not None and before_tick is None):
+            raise ValueError("VectorStore.search filters by env with env, since_tick and before_tick together")
+        if env is not None and self.index is not None:
+            raise ConfigError(
+                "VectorStore.search by env needs exact search, but this store trained an IVF-PQ index: "
+                "build it with backend='exact'"
+            )
         q = F.normalize(query.detach().to(self.device, torch.float32), dim=-1)
+        if env is not None:
+            window = tuple(t.to(self.device) for t in (env, since_tick, before_tick))
+            return self._search_exact(q, k, None, window)
         bound = None if before_tick is None else self._bound_uids(before_tick)
         if self.index is None or self.size == 0:
             return self._search_exact(q, k, bound)
         return self._search_ivfpq(q, k, bound)
 
     def _search_exact(
-        self, q: torch.Tensor, k: int, bound: torch.Tensor | None, chunk: int = 4096
+        self,
+        q: torch.Tensor,
+        k: int,
+        bound: torch.Tensor | None,
+        window: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        chunk: int = 4096,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked exact top-`k`: uids below `bound [Q]`, or entries of `window = (env, since, before)` `[Q]` each."""
         n = q.shape[0]
         sims = torch.full((n, k), float("-inf"), device=self.device)
         slots = torch.full((n, k), -1, dtype=torch.long, device=self.device)
@@ -236,6 +279,10 @@ class VectorStore:
             scores = (q[start : start + chunk] @ self.keys.T).masked_fill(empty, float("-inf"))
             if bound is not None:
                 scores = scores.masked_fill(uids[None, :] >= bound[start : start + chunk, None], float("-inf"))
+            if window is not None:
+                env, since, before = (w[start : start + chunk, None] for w in window)
+                hidden = (self.envs != env) | (self.ticks < since) | (self.ticks >= before)
+                scores = scores.masked_fill(hidden, float("-inf"))
             top, pos = scores.topk(kk, dim=-1)
             sims[start : start + chunk, :kk] = top
             slots[start : start + chunk, :kk] = torch.where(torch.isfinite(top), pos, -1)
@@ -306,6 +353,7 @@ class VectorStore:
             "keys": self.keys[order].cpu(),
             "values": self.values[order].cpu(),
             "ticks": self.ticks[order].cpu(),
+            "envs": self.envs[order].cpu(),
             "next_uid": self.next_uid,
             "rebuilds": self.rebuilds,
             "index": index_bytes,
@@ -323,6 +371,7 @@ class VectorStore:
         self.keys[slots] = state["keys"].to(self.device)
         self.values[slots] = state["values"].to(self.device)
         self.ticks[slots] = state["ticks"].to(self.device)
+        self.envs[slots] = state["envs"].to(self.device) if "envs" in state else -1  # checkpoints before envs
         self.index = self._gpu_index = None
         if state["index"] is not None:
             self.index = _import_faiss().deserialize_index(state["index"].numpy())

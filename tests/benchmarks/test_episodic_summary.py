@@ -32,3 +32,14 @@ def test_table_lists_every_run_and_the_mean_per_arm(tmp_path):
     assert lines[5].startswith("| episodic | 1 | no results.json")
     assert lines[6] == "| **baseline** | mean of 2 | 0.600 +- 0.141 | 0.600 +- 0.141 | 8,192-8,192 | 100-101 |"
     assert lines[7] == "| **episodic** | mean of 1 | 0.250 +- 0.000 | 0.250 +- 0.000 | 16,384-16,384 | 100-100 |"
+
+
+def test_the_episode_scoped_arm_gets_its_rows_after_the_other_two(tmp_path):
+    summarise = _load()
+    for arm, success in [("episodic_scoped", 0.75), ("baseline", 0.25), ("episodic", 0.5)]:
+        _write(tmp_path, arm, 0, success, 8192)
+    lines = summarise.table(summarise.collect(tmp_path)).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| baseline", "| episodic", "| episodic_scoped", "| **baseline**", "| **episodic**", "| **episodic_scoped**"
+    ]  # fmt: skip
+    assert lines[4] == "| episodic_scoped | 0 | 0.750 | 0.750 | 8,192 | 100 |"

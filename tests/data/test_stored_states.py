@@ -11,7 +11,7 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.controllers import GRU, LSTM
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.data.collector import sequences
-from lightning_memrl.memory import DualTierMiras, KVMemory, PseudoModeMemory
+from lightning_memrl.memory import DualTierMiras, EpisodicMemory, KVMemory, PseudoModeMemory
 
 
 def _sensitive_agent(controller, dm, **model_kwargs):
@@ -59,14 +59,22 @@ MEMORIES = {
     "kv": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4),
     "miras": lambda: DualTierMiras(query_size=16, memory_dim=8, deep_hidden=8, chunk_size=4),
     "pseudo_mode": lambda: PseudoModeMemory(query_size=16, num_slots=4, slot_dim=8),
+    "episodic_episode": lambda: EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", scope="episode"),
 }
+
+# Known gap: the first rollout's burn-in history is b blank steps replayed from the initial state, which
+# acting never took. Every other state is zeroed by the reset of the first real step, but the episodic
+# tick is not (by design), so the first rollout's first sequences replay b ticks late (any scope).
+BLANK_HISTORY_SHIFTS_TICKS = "EpisodicMemory's tick is shifted by the first rollout's blank burn-in history"
 
 
 @pytest.mark.parametrize("feed_memory_back", [False, True])
 @pytest.mark.parametrize("memory", sorted(MEMORIES))
 @pytest.mark.parametrize("burn_in", [0, 3])
-def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory, feed_memory_back):
+def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory, feed_memory_back, request):
     """The memory state (and, fed back, the last read) is stored and replayed like the controller's."""
+    if burn_in and memory.startswith("episodic"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=BLANK_HISTORY_SHIFTS_TICKS))
     dm = _datamodule(burn_in)
     agent = _sensitive_agent(GRU(16), dm, memory=MEMORIES[memory](), feed_memory_back=feed_memory_back)
     for _iteration in range(2):
@@ -171,3 +179,13 @@ def test_sync_free_truncation_bootstraps_equal_the_synced_ones(monkeypatch):
     assert synced.truncated.any(), "the test needs truncated episodes"
     torch.testing.assert_close(sync_free.next_values, synced.next_values)
     torch.testing.assert_close(sync_free.advantages, synced.advantages)
+
+
+def test_burn_in_replay_does_not_write_the_episodic_store():
+    """Fed-back reads replay the burn-in step by step under no_grad: still replay, not acting, so no writes."""
+    dm = _datamodule(burn_in=3)
+    agent = _sensitive_agent(GRU(16), dm, memory=MEMORIES["episodic_episode"](), feed_memory_back=True)
+    batch = next(iter(dm.iterate(agent)))
+    size = agent.memory.store.size
+    agent.evaluate_sequences(batch)
+    assert size == 6 * 24 and agent.memory.store.size == size

@@ -41,6 +41,20 @@ def test_before_tick_hides_later_entries():
         assert sorted(store.ticks[seen].tolist()) == list(range(i))
 
 
+def test_env_window_keeps_one_env_between_two_ticks():
+    store = VectorStore(8, 1, capacity=100, backend="exact")
+    envs, ticks = torch.arange(3).repeat(10), torch.arange(10).repeat_interleave(3)  # 3 envs write ticks 0-9
+    store.add(torch.randn(30, 8), torch.zeros(30, 1), ticks=ticks, envs=envs)
+    store.add(torch.randn(2, 8), torch.zeros(2, 1), ticks=torch.tensor([4, 5]), envs=1)  # ticks need no order here
+    _, slots = store.search(
+        torch.randn(2, 8), 30, torch.tensor([7, 9]), env=torch.tensor([1, 2]), since_tick=torch.tensor([3, 0])
+    )
+    assert sorted(store.ticks[slots[0][slots[0] >= 0]].tolist()) == [3, 4, 4, 5, 5, 6]
+    assert (store.envs[slots[1][slots[1] >= 0]] == 2).all() and (slots[1] >= 0).sum() == 9
+    with pytest.raises(ValueError, match="together"):
+        store.search(torch.randn(2, 8), k=3, env=torch.tensor([1, 2]))
+
+
 def test_fifo_eviction_keeps_the_newest_entries():
     store = VectorStore(4, 1, capacity=5, backend="exact")
     values = torch.arange(12.0).unsqueeze(-1)
@@ -91,13 +105,17 @@ def test_checkpoint_round_trip_gives_identical_search_results():
     data = _clustered(3000, 16, clusters=8)
     kwargs = dict(capacity=2500, backend="ivfpq", nlist=8, m=4, nbits=6, nprobe=4, train_threshold=1000)
     store = VectorStore(16, 3, **kwargs)
-    store.add(data, torch.randn(3000, 3), ticks=torch.arange(3000) // 100)
+    store.add(data, torch.randn(3000, 3), ticks=torch.arange(3000) // 100, envs=torch.arange(3000) % 7)
     restored = VectorStore(16, 3, **kwargs)
     restored.load_state_dict(store.state_dict())
     queries = torch.randn(64, 16)
     for before in (None, torch.full((64,), 20)):
         a, b = store.search(queries, 10, before), restored.search(queries, 10, before)
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(restored.envs[restored._ordered()], store.envs[store._ordered()])
+    with pytest.raises(ConfigError, match="backend='exact'"):  # an env window needs exact search
+        zeros = torch.zeros(2, dtype=torch.long)
+        store.search(queries[:2], 3, torch.full((2,), 20), env=zeros, since_tick=zeros)
     torch.testing.assert_close(restored.values[b[1][b[1] >= 0]], store.values[a[1][a[1] >= 0]])
 
 
