@@ -7,9 +7,9 @@
         --rollout-steps 1024 --seq-len 1024 --num-envs 1024
 
 Times whole PPO iterations (collection + GAE + update epochs, in `lightning.Trainer.fit`) after
-warm-up iterations, and reports the share of time spent collecting. With `--devices N` the
-fit runs under Lightning DDP (gloo processes on CPU): every rank collects its own `num_envs` envs, the figure counts the env
-steps of all ranks, and only rank 0 prints and writes the JSON.
+warm-up iterations, and reports the share of time spent collecting. With `--devices N` the fit runs
+under Lightning DDP (gloo processes on CPU): every rank collects its own `num_envs` envs, the figure
+counts the env steps of all ranks, and only rank 0 prints and writes the JSON.
 """
 
 from __future__ import annotations
@@ -159,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--devices", type=int, default=1, help="devices (GPUs, or CPU processes); more than 1 trains under DDP with --num-envs per device")
+    parser.add_argument(
+        "--devices", type=int, default=1, help="GPUs (or CPU processes); more than 1 trains under DDP, --num-envs each"
+    )
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
