@@ -24,6 +24,8 @@ MEM_ACCEL=${MEM_ACCEL:-gpu}
 PAIR_MEMORIES=${PAIR_MEMORIES-"kv ring"}
 RECALL_EXTRA_MEMORIES=${RECALL_EXTRA_MEMORIES-"miras"}  # associative memory: associative_recall only
 CUE_RUNS=${CUE_RUNS-"kv ring kv+curriculum"}
+read -r -a GPU_IDS <<< "${GPUS:-}"  # e.g. GPUS="0 1": runs take these GPUs in turn (default: every run on the first)
+launched=0
 
 launch() {  # launch <task config> <model name or none> <accelerator> <epochs> <seed> [extra config]
   local task=$1 model=$2 accel=$3 epochs=$4 seed=$5 extra=${6:-}
@@ -33,7 +35,10 @@ launch() {  # launch <task config> <model name or none> <accelerator> <epochs> <
   [ "$model" != none ] && args+=(--config "configs/memory/models/$model.yaml")
   [ -n "$extra" ] && args+=(--config "$extra")
   mkdir -p "$dir"
-  python -m lightning_memrl fit "${args[@]}" --data.seed "$seed" --trainer.max_epochs "$epochs" \
+  local gpu_env=()
+  [ "${#GPU_IDS[@]}" -gt 0 ] && gpu_env=(env CUDA_VISIBLE_DEVICES="${GPU_IDS[launched % ${#GPU_IDS[@]}]}")
+  launched=$((launched + 1))
+  "${gpu_env[@]}" python -m lightning_memrl fit "${args[@]}" --data.seed "$seed" --trainer.max_epochs "$epochs" \
     --trainer.max_time "$MAX_TIME" --trainer.accelerator "$accel" --trainer.enable_progress_bar false \
     --trainer.default_root_dir "$dir" ${EXTRA:-} > "$dir/fit.log" 2>&1 &
 }
