@@ -179,6 +179,14 @@ class RecurrentPPO(L.LightningModule):
             features, _ = self._features_step(obs, state, reset)
         return self._return_scale_value(features)
 
+    @torch.no_grad()
+    def advance_state(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> State:
+        """The state after the steps `obs [N, T, D]`, `reset [N, T]` from `state`, taken without acting:
+        nothing is sampled and the memory is only read (burn-in replay, the collector's first history)."""
+        with nullcontext() if self.memory is None else self.memory.read_only():
+            _, state = self._features_sequence(obs, state, reset)
+        return state
+
     def _return_scale_value(self, features: torch.Tensor) -> torch.Tensor:
         value = self.critic(features).squeeze(-1).float()
         return value if self.value_normalizer is None else self.value_normalizer.denormalize(value)
@@ -194,9 +202,7 @@ class RecurrentPPO(L.LightningModule):
         b = batch.burn_in
         state = batch.states
         if b > 0:
-            with torch.no_grad(), nullcontext() if self.memory is None else self.memory.read_only():
-                _, state = self._features_sequence(batch.obs[:, :b], state, batch.starts[:, :b])
-            state = detach_state(state)
+            state = detach_state(self.advance_state(batch.obs[:, :b], state, batch.starts[:, :b]))
         features, _ = self._features_sequence(batch.obs[:, b:], state, batch.starts[:, b:])
         dist = self.actor.distribution(features)
         log_prob, entropy = dist.log_prob(batch.actions), dist.entropy()

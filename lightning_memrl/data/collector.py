@@ -93,11 +93,13 @@ class RolloutCollector:
         obs, _ = self.env.reset(seed=seed)
         self.next_obs = obs
         self.next_start = torch.ones(n, dtype=torch.bool, device=self.device)
-        self.state = policy.initial_state(n, self.device)
         # Burn-in history before the first rollout: blank steps; step 0 is an episode start anyway.
         self.history_obs = torch.zeros(b, n, obs.shape[-1], device=self.device)
         self.history_starts = torch.ones(b, n, dtype=torch.bool, device=self.device)
-        self.history_state = clone_state(self.state)
+        self.history_state = policy.initial_state(n, self.device)
+        self.state = clone_state(self.history_state)
+        if b:  # acting starts where training's replay of that history ends (an episodic tick counts those steps)
+            self.state = policy.advance_state(self.history_obs.transpose(0, 1), self.state, self.history_starts.T)
         self.episode_return = torch.zeros(n, device=self.device)
         self.episode_length = torch.zeros(n, dtype=torch.long, device=self.device)
         self._started = True

@@ -38,3 +38,7 @@ class RecurrentPolicy(Protocol):
 
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
         """V(obs) `[N]` for observations that follow `state` (used to bootstrap)."""
+
+    def advance_state(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> State:
+        """The state after steps `obs [N, T, D]`, `reset [N, T]` from `state`, without acting or writing
+        to a memory: how training replays a burn-in prefix."""

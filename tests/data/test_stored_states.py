@@ -62,19 +62,11 @@ MEMORIES = {
     "episodic_episode": lambda: EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", scope="episode"),
 }
 
-# Known gap: the first rollout's burn-in history is b blank steps replayed from the initial state, which
-# acting never took. Every other state is zeroed by the reset of the first real step, but the episodic
-# tick is not (by design), so the first rollout's first sequences replay b ticks late (any scope).
-BLANK_HISTORY_SHIFTS_TICKS = "EpisodicMemory's tick is shifted by the first rollout's blank burn-in history"
-
-
 @pytest.mark.parametrize("feed_memory_back", [False, True])
 @pytest.mark.parametrize("memory", sorted(MEMORIES))
 @pytest.mark.parametrize("burn_in", [0, 3])
-def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory, feed_memory_back, request):
+def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory, feed_memory_back):
     """The memory state (and, fed back, the last read) is stored and replayed like the controller's."""
-    if burn_in and memory.startswith("episodic"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BLANK_HISTORY_SHIFTS_TICKS))
     dm = _datamodule(burn_in)
     agent = _sensitive_agent(GRU(16), dm, memory=MEMORIES[memory](), feed_memory_back=feed_memory_back)
     for _iteration in range(2):
