@@ -36,6 +36,8 @@ class HybridMambaAttention(ResidualStack):
         num_heads: attention heads.
         context: attention window (steps back).
         mlp_ratio: per-layer MLP width multiple (0: none).
+        dt_min, dt_max, A_init_range: the Mamba-2 layers' initial step sizes and decay rates (as in
+            `Mamba2`; small values remember longer at initialisation).
     """
 
     def __init__(
@@ -52,6 +54,9 @@ class HybridMambaAttention(ResidualStack):
         num_heads: int = 4,
         context: int = 256,
         mlp_ratio: float = 0.0,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        A_init_range: tuple[float, float] = (1.0, 16.0),
     ):
         if attention_every < 1:
             raise ConfigError(f"attention_every must be >= 1, got {attention_every}")
@@ -61,7 +66,15 @@ class HybridMambaAttention(ResidualStack):
                 layers.append(CausalSelfAttention(hidden_size, num_heads, context))
             else:
                 mamba = Mamba2Block(
-                    hidden_size, d_state, expand=expand, head_dim=head_dim, chunk_size=chunk_size, backend=backend
+                    hidden_size,
+                    d_state,
+                    expand=expand,
+                    head_dim=head_dim,
+                    chunk_size=chunk_size,
+                    backend=backend,
+                    dt_min=dt_min,
+                    dt_max=dt_max,
+                    A_init_range=A_init_range,
                 )
                 layers.append(mamba)
         super().__init__(layers, hidden_size, input_size, mlp_ratio)

@@ -12,6 +12,7 @@ from lightning_memrl.controllers import (
     CyborgHybrid,
     HybridMambaAttention,
     Mamba2,
+    Mamba2Block,
     PseudoMamba,
     Transformer,
 )
@@ -128,3 +129,26 @@ def test_sizes_and_class_path(name):
     assert getattr(importlib.import_module("lightning_memrl.controllers"), cls) is type(ctl), module
     default = type(ctl)(hidden_size=32)  # input_size defaults to hidden_size, like GRU
     assert default.input_size == default.output_size == 32
+
+
+def test_hybrid_passes_the_long_memory_initialisation_to_its_mamba_layers():
+    """dt and A ranges reach every Mamba-2 layer of the hybrid (the long-memory init of mamba2.yaml)."""
+    torch.manual_seed(0)
+    hybrid = HybridMambaAttention(
+        32,
+        num_layers=4,
+        attention_every=2,
+        d_state=8,
+        head_dim=8,
+        num_heads=2,
+        dt_min=0.001,
+        dt_max=0.01,
+        A_init_range=(1.0, 4.0),
+    )
+    mamba_layers = [m for m in hybrid.modules() if isinstance(m, Mamba2Block)]
+    assert len(mamba_layers) == 2
+    for block in mamba_layers:
+        dt = torch.nn.functional.softplus(block.dt_bias)
+        assert dt.min() >= 0.001 - 1e-6 and dt.max() <= 0.01 + 1e-6
+        A = block.A_log.exp()
+        assert A.min() >= 1.0 and A.max() <= 4.0
