@@ -15,30 +15,41 @@ import importlib.util
 import sys
 import types
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import torch
 
 from lightning_memrl.errors import MissingDependencyError
 
 _MODULE = "mamba_ssm.ops.triton.ssd_combined"
+_NORM_MODULE = "mamba_ssm.ops.triton.layernorm_gated"
 
 
-@lru_cache(maxsize=1)
-def _load() -> Callable | None:
-    if importlib.util.find_spec("triton") is None or importlib.util.find_spec("einops") is None:
-        return None
+def _register_package() -> bool:
+    """Put an empty `mamba_ssm` package (the installed path, its spec) in `sys.modules`, once."""
+    if "mamba_ssm" in sys.modules:
+        return True
     spec = importlib.util.find_spec("mamba_ssm")
     if spec is None or spec.submodule_search_locations is None:
+        return False
+    # Submodules import through it without running the real __init__; the spec lets a later
+    # find_spec("mamba_ssm") answer instead of raising on a module without one.
+    package = types.ModuleType("mamba_ssm")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules["mamba_ssm"] = package
+    return True
+
+
+@cache
+def _load(module: str = _MODULE, name: str = "mamba_chunk_scan_combined") -> Callable | None:
+    if importlib.util.find_spec("triton") is None or importlib.util.find_spec("einops") is None:
         return None
-    if "mamba_ssm" not in sys.modules:
-        # An empty package with the installed path: submodules import without running __init__.
-        package = types.ModuleType("mamba_ssm")
-        package.__path__ = list(spec.submodule_search_locations)
-        sys.modules["mamba_ssm"] = package
+    if not _register_package():
+        return None
     try:
-        return importlib.import_module(_MODULE).mamba_chunk_scan_combined
-    except ImportError:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
         return None
 
 
@@ -56,6 +67,17 @@ def load_chunk_scan_combined() -> Callable:
             "pip install 'lightning-memrl[gpu]', or use backend='torch'"
         )
     return fn
+
+
+def gated_rms_norm_mamba_ssm(
+    x: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, eps: float
+) -> torch.Tensor | None:
+    """`rms_norm(x * silu(gate)) * weight` by mamba_ssm's fused Triton kernel (forward and backward in
+    one pass each), or None where that kernel cannot be imported (the caller falls back)."""
+    norm = _load(_NORM_MODULE, "rmsnorm_fn")
+    if norm is None:
+        return None
+    return norm(x, weight, None, z=gate, eps=eps, norm_before_gate=False)
 
 
 def ssd_mamba_ssm(
