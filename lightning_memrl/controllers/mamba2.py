@@ -24,8 +24,9 @@ from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError, MissingDependencyError
 from lightning_memrl.ops.causal_conv import depthwise_causal_conv
 from lightning_memrl.ops.rms_norm import rms_norm
+from lightning_memrl.ops.segment_conv import fused_segment_causal_conv_silu
 from lightning_memrl.ops.ssd import ssd_chunked_scan
-from lightning_memrl.ops.ssd_mamba_ssm import mamba_ssm_available, ssd_mamba_ssm
+from lightning_memrl.ops.ssd_mamba_ssm import gated_rms_norm_mamba_ssm, mamba_ssm_available, ssd_mamba_ssm
 from lightning_memrl.state import State
 
 BACKENDS = ("auto", "torch", "mamba_ssm")
@@ -139,9 +140,12 @@ class Mamba2Block(Controller):
     def _split(self, zxbcdt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.num_heads], dim=-1)
 
-    def _output(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _output(self, y: torch.Tensor, z: torch.Tensor, fused: bool = False) -> torch.Tensor:
         # Gated RMSNorm (mamba_ssm's norm_before_gate=False): normalise y * silu(z), then project.
-        return self.out_proj(rms_norm(y, self.norm.weight, self.norm.eps, gate=z))
+        normed = gated_rms_norm_mamba_ssm(y, z, self.norm.weight, self.norm.eps) if fused else None
+        if normed is None:
+            normed = rms_norm(y, self.norm.weight, self.norm.eps, gate=z)
+        return self.out_proj(normed)
 
     def forward_step(
         self, x: torch.Tensor, state: Mamba2State, reset: torch.Tensor
@@ -196,20 +200,24 @@ class Mamba2Block(Controller):
     ) -> tuple[torch.Tensor, Mamba2State]:
         b, T, _ = x.shape
         seg = reset.to(torch.int64).cumsum(dim=1)  # segment ids; the carried state is segment 0
+        fused = self._use_fused(x)
         z, xbc, dt_raw = self._split(self.in_proj(x))
-        xbc, conv_state = self._masked_conv(xbc, state[0], seg)
-        xbc = F.silu(xbc)
+        if fused:  # the GPU path: convolution, mask and SiLU in one compiled kernel, no host sync
+            xbc, conv_state = fused_segment_causal_conv_silu(xbc, state[0], seg, self.conv1d.weight, self.conv1d.bias)
+        else:
+            xbc, conv_state = self._masked_conv(xbc, state[0], seg)
+            xbc = F.silu(xbc)
         xs, Bm, Cm = torch.split(xbc, [self.d_inner, self.d_state, self.d_state], dim=-1)
         xs = xs.reshape(b, T, self.num_heads, self.head_dim)
         A = -torch.exp(self.A_log.float())
-        if self._use_fused(x):
+        if fused:
             chunk = self.chunk_size or 256
             y, ssm_state = ssd_mamba_ssm(xs, dt_raw, self.dt_bias, A, Bm, Cm, self.D, reset, state[1], chunk)
         else:
             dt = F.softplus(dt_raw + self.dt_bias)
             y, ssm_state = ssd_chunked_scan(xs, dt, A, Bm, Cm, reset, state[1], self.chunk_size or 32)
             y = torch.addcmul(y, xs, self.D[:, None])
-        return self._output(y.reshape(b, T, self.d_inner), z), (conv_state, ssm_state)
+        return self._output(y.reshape(b, T, self.d_inner), z, fused), (conv_state, ssm_state)
 
 
 class Mamba2(ResidualStack):
