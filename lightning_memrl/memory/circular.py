@@ -4,6 +4,11 @@ The write does not depend on the memory's contents, so `forward_sequence` is par
 step `t` reads the carried-in entries not yet overwritten and the entries written at steps `s < t`
 of the same episode at most `capacity` steps back, under one attention mask. The final buffer is
 gathered from the last writer of each slot. Resets clear the buffer and restart the pointer.
+
+With `key_lag=1` the entry written at step `t` takes its key from the query of step `t - 1` (zero at
+an episode's first step) and its value from step `t`: the memory stores "what followed what", so a
+later query that matches an earlier step reads the step after it (the previous-token / induction
+pattern a one-layer read cannot form otherwise).
 """
 
 from __future__ import annotations
@@ -29,12 +34,17 @@ class CircularBufferMemory(Memory):
         num_heads: attention heads.
         key_dim: per-head width of stored keys.
         value_dim: per-head width of stored values.
+        key_lag: 0 (key and value from the same step's query) or 1 (key from the previous step's
+            query; the state then also carries `previous [B, H]`, the last query).
     """
 
-    def __init__(self, capacity: int, num_heads: int, key_dim: int, value_dim: int):
+    def __init__(self, capacity: int, num_heads: int, key_dim: int, value_dim: int, key_lag: int = 0):
         super().__init__()
         if capacity < 1:
             raise ConfigError(f"{type(self).__name__} capacity must be >= 1, got {capacity}")
+        if key_lag not in (0, 1):
+            raise ConfigError(f"{type(self).__name__} key_lag must be 0 or 1, got {key_lag}")
+        self.key_lag = key_lag
         self.capacity = capacity
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -44,8 +54,10 @@ class CircularBufferMemory(Memory):
 
     # --- what subclasses define -----------------------------------------------------------------
     @abstractmethod
-    def _entries(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """What a step writes: `query [..., H]` -> `(key [..., heads, key_dim], value [..., heads, value_dim])`."""
+    def _entries(self, key_source: torch.Tensor, value_source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a step writes: queries `[..., H]` -> `(key [..., heads, key_dim], value [..., heads, value_dim])`.
+
+        `key_source` is the step's own query, or with `key_lag=1` the previous step's."""
 
     @abstractmethod
     def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -58,12 +70,15 @@ class CircularBufferMemory(Memory):
     # --- the contract ---------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         n, nh = self.capacity, self.num_heads
-        return {
+        state = {
             "keys": torch.zeros(batch_size, n, nh, self.key_dim, device=device),
             "values": torch.zeros(batch_size, n, nh, self.value_dim, device=device),
             "valid": torch.zeros(batch_size, n, dtype=torch.bool, device=device),
             "pointer": torch.zeros(batch_size, dtype=torch.long, device=device),
         }
+        if self.key_lag:
+            state["previous"] = torch.zeros(batch_size, self.query_size, device=device)
+        return state
 
     def forward_step(self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor):
         check_query(query, self.query_size, 2, type(self).__name__)
@@ -76,13 +91,18 @@ class CircularBufferMemory(Memory):
 
         # One copy of the buffer, then an in-place write into the copy: the caller's state is left as it
         # was (the collector and `predict_value` reuse it), and no full-buffer arithmetic per step.
-        key, value = self._entries(query)
+        key_source = query
+        if self.key_lag:
+            key_source = state["previous"] * ~reset[:, None]
+        key, value = self._entries(key_source, query)
         new_state = {
             "keys": self._write(keys, reset, pointer, key),
             "values": self._write(values, reset, pointer, value),
             "valid": valid.scatter(1, pointer[:, None], True),
             "pointer": (pointer + 1) % self.capacity,
         }
+        if self.key_lag:
+            new_state["previous"] = query.to(state["previous"].dtype)  # the state keeps its dtype under autocast
         return read, new_state
 
     @staticmethod
@@ -114,7 +134,10 @@ class CircularBufferMemory(Memory):
         visible = torch.cat([see_carried, see_steps], -1)  # [B, T, N + T]
 
         # 3. attention over [carried buffer ; this sequence's entries].
-        key, value = self._entries(query)  # [B, T, nh, d]
+        key_source = query
+        if self.key_lag:  # step t's key from step t-1's query; zero at an episode's first step
+            key_source = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
+        key, value = self._entries(key_source, query)  # [B, T, nh, d]
         attn = masked_softmax(self._scores(query, torch.cat([keys, key], 1)), visible[:, None])
         read = self._output(torch.einsum("bhtm,bmhd->bthd", attn, torch.cat([values, value], 1)))
 
@@ -134,6 +157,8 @@ class CircularBufferMemory(Memory):
             "valid": has | keep,
             "pointer": (written_before[:, -1] + 1) % n,
         }
+        if self.key_lag:
+            new_state["previous"] = query[:, -1].to(state["previous"].dtype)
         self._attention = attn.detach()
         self._fill = new_state["valid"].float().mean()
         return read, new_state

@@ -22,6 +22,8 @@ class KVMemory(CircularBufferMemory):
         num_heads: attention heads.
         head_dim: per-head key / value width.
         read_size: size of the read-out (default `num_heads * head_dim`).
+        key_lag: 1 keys each entry by the previous step's query (see `CircularBufferMemory`): a query
+            naming a key then reads the step after it, as associative recall asks.
     """
 
     def __init__(
@@ -31,10 +33,11 @@ class KVMemory(CircularBufferMemory):
         num_heads: int = 4,
         head_dim: int = 16,
         read_size: int | None = None,
+        key_lag: int = 0,
     ):
         if num_heads < 1 or head_dim < 1:
             raise ConfigError(f"KVMemory needs num_heads >= 1 and head_dim >= 1, got {num_heads}, {head_dim}")
-        super().__init__(capacity, num_heads, head_dim, head_dim)
+        super().__init__(capacity, num_heads, head_dim, head_dim, key_lag)
         width = num_heads * head_dim
         self.query_size = query_size
         self.read_size = read_size or width
@@ -46,8 +49,8 @@ class KVMemory(CircularBufferMemory):
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.num_heads, self.key_dim))
 
-    def _entries(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._split(self.to_key(query)), self._split(self.to_value(query))
+    def _entries(self, key_source: torch.Tensor, value_source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._split(self.to_key(key_source)), self._split(self.to_value(value_source))
 
     def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         return scaled_dot(self._split(self.to_query(query)), keys)

@@ -25,12 +25,15 @@ class RingMemory(CircularBufferMemory):
         capacity: steps kept per env.
         read: `"attention"` or `"mean"`.
         key_dim: width of the attention query / key projections.
+        key_lag: 1 keys each stored output by the previous step's output (see `CircularBufferMemory`).
     """
 
-    def __init__(self, query_size: int = 128, capacity: int = 256, read: str = "attention", key_dim: int = 32):
+    def __init__(
+        self, query_size: int = 128, capacity: int = 256, read: str = "attention", key_dim: int = 32, key_lag: int = 0
+    ):
         if read not in READS:
             raise ConfigError(f"RingMemory read must be one of {READS}, got {read!r}")
-        super().__init__(capacity, 1, query_size, query_size)
+        super().__init__(capacity, 1, query_size, query_size, key_lag)
         self.query_size = query_size
         self.read_size = query_size
         self.read = read
@@ -39,9 +42,9 @@ class RingMemory(CircularBufferMemory):
             self.to_key = nn.Linear(query_size, key_dim, bias=False)  # a key bias cancels in the softmax
         self.key_dim_attention = key_dim
 
-    def _entries(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        stored = query.unsqueeze(-2)  # one head: the raw output is both key source and value
-        return stored, stored
+    def _entries(self, key_source: torch.Tensor, value_source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # one head: the raw outputs are stored; the key projection is applied at read time
+        return key_source.unsqueeze(-2), value_source.unsqueeze(-2)
 
     def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         if self.read == "mean":

@@ -57,10 +57,12 @@ def test_replay_from_stored_states_gives_acting_log_probs_and_values(burn_in, ma
 
 MEMORIES = {
     "kv": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4),
+    "kv_lag": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4, key_lag=1),
     "miras": lambda: DualTierMiras(query_size=16, memory_dim=8, deep_hidden=8, chunk_size=4),
     "pseudo_mode": lambda: PseudoModeMemory(query_size=16, num_slots=4, slot_dim=8),
     "episodic_episode": lambda: EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", scope="episode"),
 }
+
 
 @pytest.mark.parametrize("feed_memory_back", [False, True])
 @pytest.mark.parametrize("memory", sorted(MEMORIES))

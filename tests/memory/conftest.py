@@ -19,6 +19,8 @@ MEMORIES = {
     "kv": lambda: KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3),
     "ring_attention": lambda: RingMemory(QUERY, capacity=4),
     "ring_mean": lambda: RingMemory(QUERY, capacity=3, read="mean"),
+    "kv_lag": lambda: KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, key_lag=1),
+    "ring_lag": lambda: RingMemory(QUERY, capacity=4, key_lag=1),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
     "parallel": lambda: ParallelMemory(
         [

@@ -1,5 +1,6 @@
 """What is written can be read back by its key (memories with hand-set projections)."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -120,3 +121,89 @@ def test_miras_deep_tier_learns_the_association_at_test_time():
         read, _ = memory.forward_sequence(query, memory.initial_state(1), torch.zeros(1, 30, dtype=bool))
     first, last = (read[0, 0] - pair).norm(), (read[0, -1] - pair).norm()
     assert last < 0.3 * first, (first, last)
+
+
+def _kv_read_by_key(key_lag: int) -> KVMemory:
+    memory = KVMemory(SIZE, capacity=8, num_heads=1, head_dim=SIZE, key_lag=key_lag)
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    for layer in (memory.to_key, memory.to_value, memory.out):
+        _set(layer, torch.eye(SIZE))
+    return memory
+
+
+def _ring_read_by_key(key_lag: int) -> RingMemory:
+    memory = RingMemory(SIZE, capacity=8, key_dim=SIZE, key_lag=key_lag)
+    _set(memory.to_query, SHARP * torch.eye(SIZE))
+    _set(memory.to_key, torch.eye(SIZE))
+    return memory
+
+
+@pytest.mark.parametrize("key_lag", [0, 1])
+@pytest.mark.parametrize("make", [_kv_read_by_key, _ring_read_by_key], ids=["kv", "ring"])
+def test_key_lag_reads_the_step_after_the_matching_one(make, key_lag):
+    """Steps present e_0..e_3. With key_lag=1 the entry of step t is keyed by e_{t-1} and holds e_t,
+    so the query e_k reads e_{k+1} (what followed e_k), not e_k; the same weights with key_lag=0 read e_k."""
+    memory = make(key_lag)
+    eye = torch.eye(SIZE)
+    for key in range(3):  # e_3 is the last item: with key_lag=1 nothing followed it yet
+        read = _write_items_then_query(memory, key)
+        _assert_reads(read, eye[key + key_lag])
+        assert read[key + 1 - key_lag].abs() < 0.01  # the other candidate is not read
+
+
+def _history_then_reset(memory, history: torch.Tensor, query: torch.Tensor):
+    """Run `history [1, T, SIZE]`, then a new episode of `query [1, T', SIZE]`, by sequence and by step."""
+    with torch.no_grad():
+        _, state = memory.forward_sequence(
+            history, memory.initial_state(1), torch.zeros(1, history.shape[1], dtype=bool)
+        )
+        reset = torch.zeros(1, query.shape[1], dtype=torch.bool)
+        reset[:, 0] = True
+        by_sequence = memory.forward_sequence(query, state, reset)
+        step_state = state
+        step_reads = []
+        for t in range(query.shape[1]):
+            read, step_state = memory.forward_step(query[:, t], step_state, reset[:, t])
+            step_reads.append(read)
+    return by_sequence, (torch.stack(step_reads, 1), step_state)
+
+
+@pytest.mark.parametrize("kind", ["kv", "ring"])
+def test_key_lag_does_not_carry_the_previous_query_across_a_reset(kind):
+    torch.manual_seed(0)
+    memory = (
+        KVMemory(SIZE, capacity=6, num_heads=2, head_dim=4, key_lag=1)
+        if kind == "kv"
+        else RingMemory(SIZE, capacity=6, key_lag=1)
+    )
+    gen = torch.Generator().manual_seed(1)
+    query = torch.randn(1, 4, SIZE, generator=gen)
+    history_a = torch.randn(1, 5, SIZE, generator=gen)
+    history_b = 3.0 * torch.randn(1, 3, SIZE, generator=gen)
+
+    results_a = _history_then_reset(memory, history_a, query)
+    results_b = _history_then_reset(memory, history_b, query)
+    with torch.no_grad():
+        zero_key = memory._entries(torch.zeros(1, SIZE), query[:, 0])[0]  # the key built from a zero query
+    for (read_a, state_a), (read_b, state_b) in zip(results_a, results_b, strict=True):
+        torch.testing.assert_close(read_a, read_b)  # the pre-reset history does not matter
+        torch.testing.assert_close(state_a["keys"], state_b["keys"])
+        torch.testing.assert_close(state_a["keys"][:, 0], zero_key)  # slot 0: the reset step's entry
+        torch.testing.assert_close(state_a["keys"][:, 1], memory._entries(query[:, 0], query[:, 1])[0])
+        torch.testing.assert_close(state_a["previous"], query[:, -1])
+
+
+def test_key_lag_carries_the_previous_query_into_the_next_sequence_of_an_episode():
+    """Without a reset the first key of a sequence is built from the last query of the one before."""
+    torch.manual_seed(0)
+    memory = KVMemory(SIZE, capacity=6, num_heads=2, head_dim=4, key_lag=1)
+    gen = torch.Generator().manual_seed(1)
+    first, second = torch.randn(1, 3, SIZE, generator=gen), torch.randn(1, 2, SIZE, generator=gen)
+    no_reset = torch.zeros(1, 5, dtype=torch.bool)
+    with torch.no_grad():
+        whole, _ = memory.forward_sequence(torch.cat([first, second], 1), memory.initial_state(1), no_reset)
+        _, state = memory.forward_sequence(first, memory.initial_state(1), no_reset[:, :3])
+        torch.testing.assert_close(state["previous"], first[:, -1])
+        split, state = memory.forward_sequence(second, state, no_reset[:, 3:])
+    torch.testing.assert_close(split, whole[:, 3:])
+    torch.testing.assert_close(state["keys"][:, 3], memory._entries(first[:, -1], second[:, 0])[0])
