@@ -41,6 +41,10 @@ class RecurrentPPO(L.LightningModule):
         env_spec: observation size and action space (any kind, see `EnvSpec`); linked from the data
             module by `memrl`.
         memory: optional external memory read with the controller output.
+        memory_sees_input: query (and write) the memory with the controller output concatenated with
+            the controller's input (the encoded observation), so an entry can hold the observation
+            itself, not only what the controller kept of it. `memory.query_size` must then be the
+            controller's output size plus its input size.
         feed_memory_back: also give the memory read of step `t` to the encoder at step `t + 1`
             (concatenated to the observation; zero at an episode's first step). Needs `memory`; the
             recurrence then runs through the memory, so training replays sequences step by step.
@@ -66,6 +70,7 @@ class RecurrentPPO(L.LightningModule):
         controller: Controller,
         env_spec: EnvSpec | None = None,
         memory: Memory | None = None,
+        memory_sees_input: bool = False,
         feed_memory_back: bool = False,
         lr: float = 3e-4,
         adam_eps: float = 1e-5,
@@ -93,10 +98,14 @@ class RecurrentPPO(L.LightningModule):
         self.env_spec = env_spec
         self.controller = controller
         self.memory = memory
-        if memory is not None and memory.query_size != controller.output_size:
+        if memory_sees_input and memory is None:
+            raise ConfigError("model.memory_sees_input needs a memory (model.memory.class_path ...)")
+        self.memory_sees_input = memory_sees_input
+        query_size = controller.output_size + (controller.input_size if memory_sees_input else 0)
+        if memory is not None and memory.query_size != query_size:
+            what = "output size plus input size" if memory_sees_input else "output size"
             raise ConfigError(
-                f"memory.query_size ({memory.query_size}) must equal the controller's output size "
-                f"({controller.output_size})"
+                f"memory.query_size ({memory.query_size}) must equal the controller's {what} ({query_size})"
             )
         if feed_memory_back and memory is None:
             raise ConfigError("model.feed_memory_back needs a memory (model.memory.class_path ...)")
@@ -122,10 +131,11 @@ class RecurrentPPO(L.LightningModule):
     def _features_step(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
         if self.feed_memory_back:  # a new episode starts without the last episode's read
             obs = torch.cat([obs, state["read"] * ~reset[:, None]], dim=-1)
-        h, controller_state = self.controller.forward_step(self.encoder(obs), state["controller"], reset)
+        x = self.encoder(obs)
+        h, controller_state = self.controller.forward_step(x, state["controller"], reset)
         if self.memory is None:
             return h, {"controller": controller_state}
-        read, memory_state = self.memory.forward_step(h, state["memory"], reset)
+        read, memory_state = self.memory.forward_step(self._memory_query(h, x), state["memory"], reset)
         new_state = {"controller": controller_state, "memory": memory_state}
         if self.feed_memory_back:
             new_state["read"] = read
@@ -134,11 +144,15 @@ class RecurrentPPO(L.LightningModule):
     def _features_sequence(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
         if self.feed_memory_back:
             return self._features_step_by_step(obs, state, reset)
-        h, controller_state = self.controller.forward_sequence(self.encoder(obs), state["controller"], reset)
+        x = self.encoder(obs)
+        h, controller_state = self.controller.forward_sequence(x, state["controller"], reset)
         if self.memory is None:
             return h, {"controller": controller_state}
-        read, memory_state = self.memory.forward_sequence(h, state["memory"], reset)
+        read, memory_state = self.memory.forward_sequence(self._memory_query(h, x), state["memory"], reset)
         return torch.cat([h, read], dim=-1), {"controller": controller_state, "memory": memory_state}
+
+    def _memory_query(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([h, x], dim=-1) if self.memory_sees_input else h
 
     def _features_step_by_step(
         self, obs: torch.Tensor, state: State, reset: torch.Tensor
