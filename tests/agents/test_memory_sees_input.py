@@ -51,23 +51,6 @@ def test_the_memory_reads_with_the_controller_output_and_input(feed_memory_back)
     assert (read - blind).abs().amax() > 1e-3  # the input part of the query changes the read
 
 
-@pytest.mark.parametrize("key_lag", [0, 1])
-def test_replay_from_stored_states_gives_acting_log_probs(key_lag):
-    """Acting (`act`, step by step) and training (`evaluate_sequences`) query the memory alike."""
-    torch.manual_seed(1)
-    dm = _data()
-    agent = _agent(dm, key_lag)
-    with torch.no_grad():
-        agent.actor.weight.mul_(300.0)  # actions sensitive to the features
-    for _iteration in range(2):
-        for batch in dm.iterate(agent):
-            assert batch.starts[:, 2:].any(), "episodes should start inside sequences"
-            log_prob, _, value = agent.evaluate_sequences(batch)
-            ratio = (log_prob - batch.log_probs).exp()
-            torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
-            torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
-
-
 def test_a_query_size_of_the_output_only_is_a_config_error_naming_the_sizes():
     dm = _data()
     memory = KVMemory(query_size=HIDDEN, capacity=6)

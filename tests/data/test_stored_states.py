@@ -58,6 +58,8 @@ def test_replay_from_stored_states_gives_acting_log_probs_and_values(burn_in, ma
 MEMORIES = {
     "kv": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4),
     "kv_lag": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4, key_lag=1),
+    # queried with [GRU output ; GRU input] (memory_sees_input): 16 + 16
+    "kv_lag_sees_input": lambda: KVMemory(query_size=32, capacity=6, num_heads=2, head_dim=4, key_lag=1),
     "miras": lambda: DualTierMiras(query_size=16, memory_dim=8, deep_hidden=8, chunk_size=4),
     "pseudo_mode": lambda: PseudoModeMemory(query_size=16, num_slots=4, slot_dim=8),
     "episodic_episode": lambda: EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", scope="episode"),
@@ -70,7 +72,10 @@ MEMORIES = {
 def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory, feed_memory_back):
     """The memory state (and, fed back, the last read) is stored and replayed like the controller's."""
     dm = _datamodule(burn_in)
-    agent = _sensitive_agent(GRU(16), dm, memory=MEMORIES[memory](), feed_memory_back=feed_memory_back)
+    sees_input = memory.endswith("_sees_input")
+    agent = _sensitive_agent(
+        GRU(16), dm, memory=MEMORIES[memory](), feed_memory_back=feed_memory_back, memory_sees_input=sees_input
+    )
     for _iteration in range(2):
         for batch in dm.iterate(agent):
             assert batch.starts[:, burn_in:].any(), "episodes should start inside sequences"
