@@ -34,6 +34,7 @@ COMPOSED = [
     *[[f"memory/{task}", f"memory/models/{model}"] for task in MEMORY_TASKS for model in MEMORY_MODELS],
     ["memory/associative_recall_medium.yaml", "memory/models/kv.yaml", "memory/scale_gpu.yaml"],
     ["memory/delayed_cue_h200.yaml", "memory/models/kv.yaml", "memory/curriculum.yaml"],
+    ["memory/associative_recall_medium.yaml", "memory/models/kv_lag.yaml", "memory/associative_recall_curriculum.yaml"],
     ["curriculum/delayed_cue_h200.yaml", "memory/models/ring.yaml"],
     *[[f"controllers/{task}", f"controllers/models/{m}"] for task in CONTROLLER_TASKS for m in CONTROLLER_MODELS],
 ]
