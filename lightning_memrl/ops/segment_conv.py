@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -46,13 +46,9 @@ def segment_causal_conv_silu(
     return F.silu(out), torch.where(tail_same, padded[:, T:], 0.0).transpose(1, 2)
 
 
-@lru_cache(maxsize=1)
-def _compiled() -> Callable | None:
-    try:
-        return torch.compile(segment_causal_conv_silu)
-    except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
-        warnings.warn(f"torch.compile unavailable ({error}); Mamba2's GPU convolution runs eagerly", stacklevel=2)
-        return None
+@cache
+def _compiled() -> Callable:
+    return torch.compile(segment_causal_conv_silu)  # lazy: compiles (and can fail) at its first call
 
 
 _compile_failed = False
@@ -64,10 +60,9 @@ def fused_segment_causal_conv_silu(
     """`segment_causal_conv_silu` compiled by `torch.compile` (one fused kernel each way), or eager if
     compilation fails (warned once)."""
     global _compile_failed
-    fn = None if _compile_failed else _compiled()
-    if fn is not None:
+    if not _compile_failed:
         try:
-            return fn(xbc, conv_state, seg, weight, bias)
+            return _compiled()(xbc, conv_state, seg, weight, bias)
         except Exception as error:  # noqa: BLE001 - a compiler failure must not stop training
             _compile_failed = True
             warnings.warn(f"torch.compile failed ({error}); Mamba2's GPU convolution runs eagerly", stacklevel=2)

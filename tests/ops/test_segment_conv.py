@@ -1,5 +1,7 @@
 """The dense masked convolution of Mamba2's GPU path equals the CPU path's (subtract-the-crossings) form."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -51,3 +53,23 @@ def test_compiled_form_equals_the_dense_form_on_cuda():
     g_c = torch.autograd.grad(compiled[0].square().sum() + compiled[1].sum(), [xbc, block.conv1d.weight])
     for c, e in zip(g_c, g_e, strict=True):
         torch.testing.assert_close(c, e, atol=1e-4, rtol=1e-4)
+
+
+def test_a_compiler_failure_falls_back_to_the_eager_form_and_warns_once(monkeypatch):
+    from lightning_memrl.ops import segment_conv
+
+    def broken(*args):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(segment_conv, "_compiled", lambda: broken)
+    monkeypatch.setattr(segment_conv, "_compile_failed", False)
+    block, xbc, conv_state, seg = _case(4)
+    args = (xbc, conv_state, seg, block.conv1d.weight, block.conv1d.bias)
+    with pytest.warns(UserWarning, match="no compiler here"):
+        first = fused_segment_causal_conv_silu(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would fail here
+        second = fused_segment_causal_conv_silu(*args)
+    for out in (first, second):
+        for got, want in zip(out, segment_causal_conv_silu(*args), strict=True):
+            torch.testing.assert_close(got, want)
