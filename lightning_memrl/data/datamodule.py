@@ -13,6 +13,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_memrl.data.batch import SequenceBatch
@@ -266,12 +268,23 @@ class RolloutDataModule(L.LightningDataModule):
             self._apply_state(state)
 
     def _apply_state(self, state: dict[str, Any]) -> None:
-        if state.get("env_kwargs", self.env_kwargs) != self.env_kwargs:
-            self.update_task(**state["env_kwargs"])
+        saved_kwargs = state.get("env_kwargs", self.env_kwargs)
+        if saved_kwargs != self.env_kwargs:
+            if self._fitting():  # resume where training was (a curriculum's stage)
+                self.update_task(**saved_kwargs)
+            else:  # validate / test evaluate the task the config names
+                rank_zero_info(
+                    f"The checkpoint was training on {self.env_name} with {saved_kwargs} (a curriculum stage?); "
+                    f"evaluating the configured task {self.env_kwargs or '(its difficulty defaults)'}"
+                )
         self.iteration = state["iteration"]
         self.collect_seconds = state["collect_seconds"]
         if state["collector"] is not None:
             self.collector.load_state_dict(state["collector"])
+
+    def _fitting(self) -> bool:
+        trainer = getattr(self, "trainer", None)
+        return trainer is None or trainer.state.fn in (None, TrainerFn.FITTING)
 
 
 def _close(env: Any) -> None:

@@ -146,6 +146,20 @@ def test_schedule_is_recorded_and_restored_on_resume(tmp_path):
     assert summary["horizon"] == 20 and summary["history"] == resumed.history
 
 
+def test_validate_from_a_curriculum_checkpoint_evaluates_the_configured_task(tmp_path):
+    """The checkpoint holds the curriculum's horizon (9); validating it must use the config's (20)."""
+    curriculum = HorizonCurriculum(threshold=0.9, factor=1.5, start_horizon=4, every_n_iterations=2)
+    trainer, dm, _ = _fit(tmp_path, 4, curriculum, extra=[_AlwaysRight()])
+    assert dm.env_kwargs["horizon"] == 9
+    fresh = RolloutDataModule(
+        env_kwargs={"horizon": 20, "num_cues": 3}, num_envs=16, rollout_steps=16, seq_len=16, minibatch_size=128
+    )
+    model = RecurrentPPO(GRU(16), env_spec=fresh.env_spec)
+    validator = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    validator.validate(model, fresh, ckpt_path=str(tmp_path / "last.ckpt"))
+    assert fresh.env_kwargs["horizon"] == 20 and fresh.eval_env.horizon == 20
+
+
 def test_stop_at_success_ends_training_at_the_max_horizon(tmp_path):
     cb = HorizonCurriculum(max_horizon=20, start_horizon=10, every_n_iterations=1, stop_at_success=0.95)
     trainer, _, seen = _fit(tmp_path, 10, cb, extra=[_AlwaysRight()])
