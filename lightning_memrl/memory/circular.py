@@ -9,6 +9,11 @@ With `key_lag=1` the entry written at step `t` takes its key from the query of s
 an episode's first step) and its value from step `t`: the memory stores "what followed what", so a
 later query that matches an earlier step reads the step after it (the previous-token / induction
 pattern a one-layer read cannot form otherwise).
+
+With `age_bias=True` each head adds a learned logit per entry age (1 .. capacity steps back) to its
+attention scores, the relative-position bias of T5-style attention, exact per step: a read that
+always wants the step a fixed distance back (the i-th token of a copy, a cue at a fixed delay) learns
+one number per head instead of a content match.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import math
 from abc import abstractmethod
 
 import torch
+from torch import nn
 
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory.base import Memory
@@ -36,9 +42,23 @@ class CircularBufferMemory(Memory):
         value_dim: per-head width of stored values.
         key_lag: 0 (key and value from the same step's query) or 1 (key from the previous step's
             query; the state then also carries `previous [B, H]`, the last query).
+        age_bias: add a learned per-head logit for each entry age (steps since it was written,
+            1 .. capacity) to the attention scores; starts at zero.
+        age_bias_scale: the age logits are this times their parameters. Adam moves a parameter by
+            about the learning rate per step, and a logit must reach about log(capacity) to single
+            out one entry: at lr 1e-3 and scale 1 that takes thousands of updates.
     """
 
-    def __init__(self, capacity: int, num_heads: int, key_dim: int, value_dim: int, key_lag: int = 0):
+    def __init__(
+        self,
+        capacity: int,
+        num_heads: int,
+        key_dim: int,
+        value_dim: int,
+        key_lag: int = 0,
+        age_bias: bool = False,
+        age_bias_scale: float = 10.0,
+    ):
         super().__init__()
         if capacity < 1:
             raise ConfigError(f"{type(self).__name__} capacity must be >= 1, got {capacity}")
@@ -49,6 +69,8 @@ class CircularBufferMemory(Memory):
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim
+        self.age_bias = nn.Parameter(torch.zeros(num_heads, capacity)) if age_bias else None
+        self.age_bias_scale = age_bias_scale
         self._attention: torch.Tensor | None = None
         self._fill: torch.Tensor | None = None
 
@@ -86,7 +108,11 @@ class CircularBufferMemory(Memory):
         # A reset row reads nothing (its entries are masked out) and then writes at slot 0.
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
-        attn = masked_softmax(self._scores(query.unsqueeze(1), keys), valid[:, None, None, :])  # [B, nh, 1, N]
+        scores = self._scores(query.unsqueeze(1), keys)  # [B, nh, 1, N]
+        if self.age_bias is not None:  # the slot before the pointer was written one step ago
+            age = (pointer[:, None] - 1 - torch.arange(self.capacity, device=query.device)) % self.capacity + 1
+            scores = scores + self._age_logits(age[:, None])
+        attn = masked_softmax(scores, valid[:, None, None, :])
         read = self._output(torch.einsum("bhn,bnhd->bhd", attn[:, :, 0], values))
 
         # One copy of the buffer, then an in-place write into the copy: the caller's state is left as it
@@ -104,6 +130,10 @@ class CircularBufferMemory(Memory):
         if self.key_lag:
             new_state["previous"] = query.to(state["previous"].dtype)  # the state keeps its dtype under autocast
         return read, new_state
+
+    def _age_logits(self, age: torch.Tensor) -> torch.Tensor:
+        """Entry ages `[B, T, M]` in 1 .. capacity -> the learned per-head logits `[B, heads, T, M]`."""
+        return self.age_bias_scale * self.age_bias[:, age - 1].movedim(0, 1)
 
     @staticmethod
     def _write(buffer: torch.Tensor, reset: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
@@ -138,7 +168,12 @@ class CircularBufferMemory(Memory):
         if self.key_lag:  # step t's key from step t-1's query; zero at an episode's first step
             key_source = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
         key, value = self._entries(key_source, query)  # [B, T, nh, d]
-        attn = masked_softmax(self._scores(query, torch.cat([keys, key], 1)), visible[:, None])
+        scores = self._scores(query, torch.cat([keys, key], 1))
+        if self.age_bias is not None:
+            carried_age = steps[None, :, None] + ((pointer[:, None] - 1 - slots) % n + 1)[:, None]  # [B, T, N]
+            age = torch.cat([carried_age, lag.expand(b, -1, -1)], -1).clamp(1, n)  # hidden ones clamped
+            scores = scores + self._age_logits(age)
+        attn = masked_softmax(scores, visible[:, None])
         read = self._output(torch.einsum("bhtm,bmhd->bthd", attn, torch.cat([values, value], 1)))
 
         # 4. final buffer: each slot's last writer in the last episode, else the carried entry if kept.

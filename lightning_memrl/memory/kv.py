@@ -24,6 +24,9 @@ class KVMemory(CircularBufferMemory):
         read_size: size of the read-out (default `num_heads * head_dim`).
         key_lag: 1 keys each entry by the previous step's query (see `CircularBufferMemory`): a query
             naming a key then reads the step after it, as associative recall asks.
+        age_bias: add a learned per-head logit per entry age to the scores (see
+            `CircularBufferMemory`): reads "the step k back" without a content match.
+        age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
     """
 
     def __init__(
@@ -34,10 +37,12 @@ class KVMemory(CircularBufferMemory):
         head_dim: int = 16,
         read_size: int | None = None,
         key_lag: int = 0,
+        age_bias: bool = False,
+        age_bias_scale: float = 10.0,
     ):
         if num_heads < 1 or head_dim < 1:
             raise ConfigError(f"KVMemory needs num_heads >= 1 and head_dim >= 1, got {num_heads}, {head_dim}")
-        super().__init__(capacity, num_heads, head_dim, head_dim, key_lag)
+        super().__init__(capacity, num_heads, head_dim, head_dim, key_lag, age_bias, age_bias_scale)
         width = num_heads * head_dim
         self.query_size = query_size
         self.read_size = read_size or width

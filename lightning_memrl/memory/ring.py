@@ -26,14 +26,24 @@ class RingMemory(CircularBufferMemory):
         read: `"attention"` or `"mean"`.
         key_dim: width of the attention query / key projections.
         key_lag: 1 keys each stored output by the previous step's output (see `CircularBufferMemory`).
+        age_bias: add a learned logit per entry age to the scores (with `read="mean"`: a learned
+            recency weighting instead of the plain mean).
+        age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
     """
 
     def __init__(
-        self, query_size: int = 128, capacity: int = 256, read: str = "attention", key_dim: int = 32, key_lag: int = 0
+        self,
+        query_size: int = 128,
+        capacity: int = 256,
+        read: str = "attention",
+        key_dim: int = 32,
+        key_lag: int = 0,
+        age_bias: bool = False,
+        age_bias_scale: float = 10.0,
     ):
         if read not in READS:
             raise ConfigError(f"RingMemory read must be one of {READS}, got {read!r}")
-        super().__init__(capacity, 1, query_size, query_size, key_lag)
+        super().__init__(capacity, 1, query_size, query_size, key_lag, age_bias, age_bias_scale)
         self.query_size = query_size
         self.read_size = query_size
         self.read = read

@@ -1,5 +1,7 @@
 """Small instances of every memory, shared by the memory tests."""
 
+import torch
+
 from lightning_memrl.memory import (
     PMM,
     DualTierMiras,
@@ -12,6 +14,14 @@ from lightning_memrl.memory import (
 
 QUERY = 8
 
+
+def _random_age_bias(memory):
+    """Age logits start at zero, which would make the age path invisible to the contract tests."""
+    with torch.no_grad():
+        memory.age_bias.copy_(torch.randn(memory.age_bias.shape, generator=torch.Generator().manual_seed(3)))
+    return memory
+
+
 MEMORIES = {
     "pseudo_mode": lambda: PseudoModeMemory(QUERY, num_slots=4, slot_dim=6),
     "pmm": lambda: PMM(QUERY, num_slots=4, slot_dim=8, num_heads=2),
@@ -21,6 +31,8 @@ MEMORIES = {
     "ring_mean": lambda: RingMemory(QUERY, capacity=3, read="mean"),
     "kv_lag": lambda: KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, key_lag=1),
     "ring_lag": lambda: RingMemory(QUERY, capacity=4, key_lag=1),
+    "kv_age": lambda: _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
+    "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
     "parallel": lambda: ParallelMemory(
         [

@@ -42,6 +42,20 @@ def test_kv_memory_reads_the_value_of_the_matching_key():
         _assert_reads(_write_items_then_query(memory, key), torch.eye(SIZE)[key])
 
 
+@pytest.mark.parametrize("age", [1, 3, 5])
+def test_kv_memory_age_bias_reads_the_step_that_many_back(age):
+    """No content match at all (zero query projection): the age logits alone pick the entry."""
+    memory = KVMemory(SIZE, capacity=6, num_heads=1, head_dim=SIZE, age_bias=True)
+    _set(memory.to_query, 0.0)
+    for layer in (memory.to_key, memory.to_value, memory.out):
+        _set(layer, torch.eye(SIZE))
+    with torch.no_grad():
+        memory.age_bias[0, age - 1] = SHARP
+    # steps 0..5 write e_0..e_5, step 6 reads: `age` steps back is item 6 - age
+    read = _write_items_then_query(memory, 0, num_items=6)
+    _assert_reads(read, torch.eye(SIZE)[6 - age])
+
+
 def test_ring_memory_reads_the_stored_output_of_the_matching_step():
     memory = RingMemory(SIZE, capacity=8, key_dim=SIZE)
     _set(memory.to_query, SHARP * torch.eye(SIZE))
