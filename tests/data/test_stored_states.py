@@ -55,11 +55,19 @@ def test_replay_from_stored_states_gives_acting_log_probs_and_values(burn_in, ma
             torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
 
 
+def _kv_with_age_logits(query_size: int) -> KVMemory:
+    memory = KVMemory(query_size=query_size, capacity=6, num_heads=2, head_dim=4, age_bias=True)
+    with torch.no_grad():  # they start at zero, which would hide the age path
+        memory.age_bias.normal_(generator=torch.Generator().manual_seed(0))
+    return memory
+
+
 MEMORIES = {
     "kv": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4),
     "kv_lag": lambda: KVMemory(query_size=16, capacity=6, num_heads=2, head_dim=4, key_lag=1),
     # queried with [GRU output ; GRU input] (memory_sees_input): 16 + 16
     "kv_lag_sees_input": lambda: KVMemory(query_size=32, capacity=6, num_heads=2, head_dim=4, key_lag=1),
+    "kv_age_sees_input": lambda: _kv_with_age_logits(32),
     "miras": lambda: DualTierMiras(query_size=16, memory_dim=8, deep_hidden=8, chunk_size=4),
     "pseudo_mode": lambda: PseudoModeMemory(query_size=16, num_slots=4, slot_dim=8),
     "episodic_episode": lambda: EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", scope="episode"),
