@@ -21,6 +21,7 @@ CUE_EPOCHS=${CUE_EPOCHS:-400}       # x 16,384 = 6.6M env steps at most for dela
 MAX_TIME=${MAX_TIME:-00:00:07:15}   # wall-clock stop of every run (DD:HH:MM:SS)
 GRU_ACCEL=${GRU_ACCEL:-cpu}
 MEM_ACCEL=${MEM_ACCEL:-gpu}
+PAIR_TASKS=${PAIR_TASKS-"associative_recall_medium copy_memory_medium"}
 PAIR_MEMORIES=${PAIR_MEMORIES-"kv ring"}
 RECALL_EXTRA_MEMORIES=${RECALL_EXTRA_MEMORIES-"miras"}  # associative memory: associative_recall only
 CUE_RUNS=${CUE_RUNS-"kv ring kv+curriculum"}
@@ -44,7 +45,7 @@ launch() {  # launch <task config> <model name or none> <accelerator> <epochs> <
 }
 
 for seed in $SEEDS; do
-  for task in associative_recall_medium copy_memory_medium; do
+  for task in $PAIR_TASKS; do
     launch "$task" none "$GRU_ACCEL" "$PAIR_EPOCHS" "$seed"
     memories=$PAIR_MEMORIES
     [ "$task" = associative_recall_medium ] && memories="$memories $RECALL_EXTRA_MEMORIES"
