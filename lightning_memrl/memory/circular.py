@@ -110,8 +110,9 @@ class CircularBufferMemory(Memory):
         pointer = state["pointer"] * ~reset
         scores = self._scores(query.unsqueeze(1), keys)  # [B, nh, 1, N]
         if self.age_bias is not None:  # the slot before the pointer was written one step ago
-            age = (pointer[:, None] - 1 - torch.arange(self.capacity, device=query.device)) % self.capacity + 1
-            scores = scores + self._age_logits(age[:, None])
+            slots = torch.arange(self.capacity, device=query.device)
+            age = (pointer[:, None] - 1 - slots) % self.capacity + 1  # [B, N]
+            scores = scores + self.age_bias_scale * self.age_bias[:, age - 1].movedim(0, 1)[:, :, None]
         attn = masked_softmax(scores, valid[:, None, None, :])
         read = self._output(torch.einsum("bhn,bnhd->bhd", attn[:, :, 0], values))
 
@@ -131,9 +132,23 @@ class CircularBufferMemory(Memory):
             new_state["previous"] = query.to(state["previous"].dtype)  # the state keeps its dtype under autocast
         return read, new_state
 
-    def _age_logits(self, age: torch.Tensor) -> torch.Tensor:
-        """Entry ages `[B, T, M]` in 1 .. capacity -> the learned per-head logits `[B, heads, T, M]`."""
-        return self.age_bias_scale * self.age_bias[:, age - 1].movedim(0, 1)
+    def _sequence_age_logits(self, pointer: torch.Tensor, t_len: int) -> torch.Tensor:
+        """Age logits of `forward_sequence`'s scores, `[B, heads, T, N + T]` (hidden entries get any value).
+
+        Indexed through batch-independent tables, so the backward pass sums over the batch instead of
+        scatter-adding B * T * (N + T) gradients into N parameters per head (atomics that serialise on a GPU).
+        """
+        n, device = self.capacity, pointer.device
+        steps, slots = torch.arange(t_len, device=device), torch.arange(n, device=device)
+        logits = self.age_bias_scale * self.age_bias  # [heads, N]: age a at index a - 1
+        # A carried entry that was `rank` writes old at the sequence start (rank 0: the newest) has
+        # age t + rank + 1 at step t; each row's slots are a permutation of the ranks.
+        by_rank = logits[:, (steps[:, None] + slots).clamp(max=n - 1)]  # [heads, T, N]
+        rank = (pointer[:, None] - 1 - slots) % n  # [B, N]
+        b, heads = pointer.shape[0], logits.shape[0]
+        carried = by_rank.expand(b, -1, -1, -1).gather(3, rank[:, None, None, :].expand(-1, heads, t_len, -1))
+        in_sequence = logits[:, (steps[:, None] - steps - 1).clamp(0, n - 1)]  # [heads, T, T]: age t - s
+        return torch.cat([carried, in_sequence.expand(b, -1, -1, -1)], -1)
 
     @staticmethod
     def _write(buffer: torch.Tensor, reset: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
@@ -170,9 +185,7 @@ class CircularBufferMemory(Memory):
         key, value = self._entries(key_source, query)  # [B, T, nh, d]
         scores = self._scores(query, torch.cat([keys, key], 1))
         if self.age_bias is not None:
-            carried_age = steps[None, :, None] + ((pointer[:, None] - 1 - slots) % n + 1)[:, None]  # [B, T, N]
-            age = torch.cat([carried_age, lag.expand(b, -1, -1)], -1).clamp(1, n)  # hidden ones clamped
-            scores = scores + self._age_logits(age)
+            scores = scores + self._sequence_age_logits(pointer, t_len)
         attn = masked_softmax(scores, visible[:, None])
         read = self._output(torch.einsum("bhtm,bmhd->bthd", attn, torch.cat([values, value], 1)))
 
