@@ -19,7 +19,7 @@ SEEDS=${SEEDS:-"0 1 2"}
 PAIR_EPOCHS=${PAIR_EPOCHS:-100}     # x 16,384 = 1.64M env steps for every associative_recall / copy_memory run
 CUE_EPOCHS=${CUE_EPOCHS:-400}       # x 16,384 = 6.6M env steps at most for delayed_cue (stops at 0.95)
 MAX_TIME=${MAX_TIME:-00:00:07:15}   # wall-clock stop of every run (DD:HH:MM:SS)
-GRU_ACCEL=${GRU_ACCEL:-cpu}
+GRU_ACCEL=${GRU_ACCEL:-cpu}       # skip: no bare-GRU arm
 MEM_ACCEL=${MEM_ACCEL:-gpu}
 PAIR_TASKS=${PAIR_TASKS-"associative_recall_medium copy_memory_medium"}
 PAIR_MEMORIES=${PAIR_MEMORIES-"kv ring"}
@@ -46,7 +46,7 @@ launch() {  # launch <task config> <model name or none> <accelerator> <epochs> <
 
 for seed in $SEEDS; do
   for task in $PAIR_TASKS; do
-    launch "$task" none "$GRU_ACCEL" "$PAIR_EPOCHS" "$seed"
+    [ "$GRU_ACCEL" != skip ] && launch "$task" none "$GRU_ACCEL" "$PAIR_EPOCHS" "$seed"
     memories=$PAIR_MEMORIES
     [ "$task" = associative_recall_medium ] && memories="$memories $RECALL_EXTRA_MEMORIES"
     for model in $memories; do launch "$task" "$model" "$MEM_ACCEL" "$PAIR_EPOCHS" "$seed"; done
