@@ -30,6 +30,7 @@ MEMORIES: dict[str, Callable[[int, int], Memory]] = {
     "pmm": lambda h, n: PMM(h),
     "slot": lambda h, n: SlotMemory(h),
     "kv": lambda h, n: KVMemory(h, capacity=n),
+    "kv_age": lambda h, n: KVMemory(h, capacity=n, age_bias=True),
     "ring": lambda h, n: RingMemory(h, capacity=n),
     "miras": lambda h, n: DualTierMiras(h),
 }
