@@ -214,12 +214,16 @@ class CircularBufferMemory(Memory):
     def diagnostics(self) -> dict[str, torch.Tensor]:
         if self._attention is None:
             return {}
-        return {
+        stats = {
             "attention_entropy": normalized_entropy(self._attention).mean(),
             "attention_peak": self._attention.amax(-1).mean(),
             "fill": self._fill,
             "write_rate": torch.ones((), device=self._attention.device),
         }
+        if self.age_bias is not None:  # how far the favourite age stands above the average one
+            logits = self.age_bias_scale * self.age_bias.detach()
+            stats["age_logit_peak"] = (logits.amax(-1) - logits.mean(-1)).mean()
+        return stats
 
 
 def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:

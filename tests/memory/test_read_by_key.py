@@ -54,6 +54,7 @@ def test_kv_memory_age_bias_reads_the_step_that_many_back(age):
     # steps 0..5 write e_0..e_5, step 6 reads: `age` steps back is item 6 - age
     read = _write_items_then_query(memory, 0, num_items=6)
     _assert_reads(read, torch.eye(SIZE)[6 - age])
+    assert memory.diagnostics()["age_logit_peak"] == pytest.approx(memory.age_bias_scale * SHARP * (1 - 1 / 6))
 
 
 def test_ring_memory_reads_the_stored_output_of_the_matching_step():
