@@ -64,6 +64,8 @@ class CircularBufferMemory(Memory):
             raise ConfigError(f"{type(self).__name__} capacity must be >= 1, got {capacity}")
         if key_lag not in (0, 1):
             raise ConfigError(f"{type(self).__name__} key_lag must be 0 or 1, got {key_lag}")
+        if age_bias and not age_bias_scale > 0:
+            raise ConfigError(f"{type(self).__name__} age_bias_scale must be > 0, got {age_bias_scale}")
         self.key_lag = key_lag
         self.capacity = capacity
         self.num_heads = num_heads

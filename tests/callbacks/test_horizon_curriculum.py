@@ -149,7 +149,7 @@ def test_schedule_is_recorded_and_restored_on_resume(tmp_path):
 def test_validate_from_a_curriculum_checkpoint_evaluates_the_configured_task(tmp_path):
     """The checkpoint holds the curriculum's horizon (9); validating it must use the config's (20)."""
     curriculum = HorizonCurriculum(threshold=0.9, factor=1.5, start_horizon=4, every_n_iterations=2)
-    trainer, dm, _ = _fit(tmp_path, 4, curriculum, extra=[_AlwaysRight()])
+    _, dm, _ = _fit(tmp_path, 4, curriculum, extra=[_AlwaysRight()])
     assert dm.env_kwargs["horizon"] == 9
     fresh = RolloutDataModule(
         env_kwargs={"horizon": 20, "num_cues": 3}, num_envs=16, rollout_steps=16, seq_len=16, minibatch_size=128

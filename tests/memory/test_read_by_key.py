@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory import PMM, DualTierMiras, KVMemory, PseudoModeMemory, RingMemory, SlotMemory
 
 SIZE = 8
@@ -222,3 +223,12 @@ def test_key_lag_carries_the_previous_query_into_the_next_sequence_of_an_episode
         split, state = memory.forward_sequence(second, state, no_reset[:, 3:])
     torch.testing.assert_close(split, whole[:, 3:])
     torch.testing.assert_close(state["keys"][:, 3], memory._entries(first[:, -1], second[:, 0])[0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"key_lag": 2}, "key_lag must be 0 or 1"), ({"age_bias": True, "age_bias_scale": 0.0}, "age_bias_scale")],
+)
+def test_bad_circular_buffer_options_are_config_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        KVMemory(SIZE, **kwargs)
