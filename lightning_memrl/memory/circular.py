@@ -111,10 +111,8 @@ class CircularBufferMemory(Memory):
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
         scores = self._scores(query.unsqueeze(1), keys)  # [B, nh, 1, N]
-        if self.age_bias is not None:  # the slot before the pointer was written one step ago
-            slots = torch.arange(self.capacity, device=query.device)
-            age = (pointer[:, None] - 1 - slots) % self.capacity + 1  # [B, N]
-            scores = scores + self.age_bias_scale * self.age_bias[:, age - 1].movedim(0, 1)[:, :, None]
+        if self.age_bias is not None:  # a one-step sequence: only its carried-buffer columns
+            scores = scores + self._age_logits(pointer, 1)[..., : self.capacity]
         attn = masked_softmax(scores, valid[:, None, None, :])
         read = self._output(torch.einsum("bhn,bnhd->bhd", attn[:, :, 0], values))
 
@@ -134,8 +132,9 @@ class CircularBufferMemory(Memory):
             new_state["previous"] = query.to(state["previous"].dtype)  # the state keeps its dtype under autocast
         return read, new_state
 
-    def _sequence_age_logits(self, pointer: torch.Tensor, t_len: int) -> torch.Tensor:
-        """Age logits of `forward_sequence`'s scores, `[B, heads, T, N + T]` (hidden entries get any value).
+    def _age_logits(self, pointer: torch.Tensor, t_len: int) -> torch.Tensor:
+        """Age logits of the scores over [carried buffer ; the `t_len` steps' own entries] that a
+        sequence starting at `pointer [B]` reads, `[B, heads, T, N + T]` (hidden entries get any value).
 
         Indexed through batch-independent tables, so the backward pass sums over the batch instead of
         scatter-adding B * T * (N + T) gradients into N parameters per head (atomics that serialise on a GPU).
@@ -187,7 +186,7 @@ class CircularBufferMemory(Memory):
         key, value = self._entries(key_source, query)  # [B, T, nh, d]
         scores = self._scores(query, torch.cat([keys, key], 1))
         if self.age_bias is not None:
-            scores = scores + self._sequence_age_logits(pointer, t_len)
+            scores = scores + self._age_logits(pointer, t_len)
         attn = masked_softmax(scores, visible[:, None])
         read = self._output(torch.einsum("bhtm,bmhd->bthd", attn, torch.cat([values, value], 1)))
 
