@@ -56,9 +56,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], None], device: torch.device, repeats: int) -> float:
-    """Median seconds of `fn` over `repeats` runs, after one warm-up run."""
-    fn()
+def median_seconds(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median seconds of `fn` over `repeats` runs, after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
     _sync(device)
     times = []
     for _ in range(repeats):
@@ -92,8 +93,8 @@ def measure(
         for _ in range(act_steps):
             _, s = ctl.forward_step(x_step, s, no_reset)
 
-    train_s = _timed(train, device, repeats)
-    act_s = _timed(act, device, repeats)
+    train_s = median_seconds(train, device, repeats)
+    act_s = median_seconds(act, device, repeats)
     return {"train_tokens_per_s": batch * seq_len / train_s, "act_steps_per_s": batch * act_steps / act_s}
 
 

@@ -18,25 +18,11 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from lightning_memrl.benchmarks.controllers import median_seconds
 from lightning_memrl.controllers import Mamba2
 from lightning_memrl.errors import ConfigError, MissingDependencyError
 from lightning_memrl.ops.ssd import ssd_chunked_scan
 from lightning_memrl.ops.ssd_mamba_ssm import mamba_ssm_available, ssd_mamba_ssm
-
-
-def _median_ms(step: Callable[[], None], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
 
 
 def block_step(backend: str, hidden: int, batch: int, seq_len: int, chunk: int | None) -> Callable[[], None]:
@@ -107,21 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     tokens = args.batch * args.seq_len
+    cuda = torch.device("cuda")
+
+    def median_ms(step: Callable[[], None]) -> float:
+        return median_seconds(step, cuda, args.repeats, args.warmup) * 1e3
+
     print(f"{torch.cuda.get_device_name()}, B={args.batch}, T={args.seq_len}, tf32={args.tf32}")
     for hidden in args.hidden:
-        ms = {
-            b: _median_ms(block_step(b, hidden, args.batch, args.seq_len, args.chunk), args.warmup, args.repeats)
-            for b in ("torch", "mamba_ssm")
-        }
+        ms = {b: median_ms(block_step(b, hidden, args.batch, args.seq_len, args.chunk)) for b in ("torch", "mamba_ssm")}
         for backend, t in ms.items():
             print(f"Mamba2-{hidden} {backend:<9} {t:8.2f} ms {tokens / t * 1e3:>14,.0f} tokens/s")
         print(f"Mamba2-{hidden} fused / torch: {ms['torch'] / ms['mamba_ssm']:.2f}x")
         if args.scan:
             block = Mamba2(hidden_size=hidden)
-            scan = {
-                f: _median_ms(scan_step(f, block, args.batch, args.seq_len, args.chunk), args.warmup, args.repeats)
-                for f in (False, True)
-            }
+            scan = {f: median_ms(scan_step(f, block, args.batch, args.seq_len, args.chunk)) for f in (False, True)}
             print(
                 f"SSD scan alone at hidden {hidden}: torch {scan[False]:.2f} ms, mamba_ssm {scan[True]:.2f} ms, "
                 f"{scan[False] / scan[True]:.2f}x"
