@@ -2,6 +2,6 @@
 
 import sys
 
-from lightning_memrl.cli import main
+from lightning_memrl.tools.main import main
 
 sys.exit(main())

@@ -1,14 +1,11 @@
-"""`memrl`: LightningCLI for fit / validate / test, plus the `bench` subcommand.
+"""`MemRLCLI`: the LightningCLI behind `memrl fit / validate / test`.
 
-memrl fit --config configs/quickstart.yaml [--config callbacks/kl_stop.yaml] [--data.num_envs 512]
-memrl test --config configs/quickstart.yaml --ckpt_path runs/.../last.ckpt
-memrl bench [throughput options]
-memrl tune --config configs/x.yaml --search configs/search/x.yaml --n-trials 20   (needs the [tune] extra)
+It links the env spec from the data module to the agent, seeds everything from `data.seed`, and always
+checkpoints and writes `results.json`. The `memrl` command itself (and its tools) is `lightning_memrl.tools.main`.
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning_memrl.agents.recurrent_ppo import RecurrentPPO
 from lightning_memrl.callbacks.results import ResultsJson
 from lightning_memrl.data.datamodule import RolloutDataModule
-from lightning_memrl.errors import ConfigError, MissingDependencyError, TrainingDivergedError
+from lightning_memrl.errors import ConfigError
 
 TRAINER_DEFAULTS = {
     "max_epochs": 100,
@@ -69,49 +66,3 @@ class MemRLCLI(LightningCLI):
                 "pass the checkpoint's path, or the default_root_dir of the run to continue"
             )
         config["ckpt_path"] = str(candidates[-1])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `memrl` command."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("bench", "suite", "tune"):
-        return _run_tool(args)
-    try:
-        cli = MemRLCLI(args=None if argv is None else args)
-    except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
-        print(f"memrl: error: {err}", file=sys.stderr)
-        return 2
-    trainer = cli.trainer
-    results = next((cb for cb in trainer.callbacks if isinstance(cb, ResultsJson)), None)
-    if trainer.is_global_zero and results is not None and results.log_dir is not None:
-        print(f"memrl: logs, checkpoints and results.json in {results.log_dir}")
-    return 0
-
-
-def _run_tool(args: list[str]) -> int:
-    """`memrl bench NAME ...` runs `lightning_memrl.benchmarks.NAME.main`; `memrl suite ...` the suite,
-    `memrl tune ...` the hyperparameter search (`lightning_memrl.benchmarks.tune`)."""
-    import importlib
-
-    if args[0] in ("suite", "tune"):
-        name, rest = args[0], args[1:]
-    elif len(args) > 1 and not args[1].startswith("-"):
-        name, rest = args[1], args[2:]
-    else:
-        name, rest = "throughput", args[1:]
-    try:
-        module = importlib.import_module(f"lightning_memrl.benchmarks.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"lightning_memrl.benchmarks.{name}":
-            raise
-        print(f"memrl: error: no benchmark named {name!r}", file=sys.stderr)
-        return 2
-    try:
-        return int(module.main(rest) or 0)
-    except (ConfigError, MissingDependencyError) as err:
-        print(f"memrl: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

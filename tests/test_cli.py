@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_memrl.cli import main
+from lightning_memrl.tools.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -50,7 +50,7 @@ def test_fit_then_test_from_checkpoint(tmp_path, capsys):
 
 
 def test_callback_stacks_compose(tmp_path, capsys):
-    args = ["fit", *TINY, "--config", str(ROOT / "callbacks" / "kl_stop.yaml")]
+    args = ["fit", *TINY, "--config", str(ROOT / "configs" / "callbacks" / "kl_stop.yaml")]
     assert main([*args, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1"]) == 0
     config = (_log_dir(capsys) / "config.yaml").read_text()
     assert "lightning_memrl.callbacks.KLEarlyStopping" in config

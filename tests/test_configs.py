@@ -10,33 +10,33 @@ from pathlib import Path
 
 import pytest
 
-from lightning_memrl.cli import main
+from lightning_memrl.tools.main import main
+from lightning_memrl.tools.suite import run as suite_run
+from lightning_memrl.tools.suite.config import load_suite
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-STANDALONE = [
-    "quickstart.yaml",
-    "delayed_cue_h200.yaml",
-    "cartpole_gru.yaml",
-    "cartpole_masked_gru.yaml",
-    "infinity_cartpole.yaml",
-    "curriculum/delayed_cue_h200.yaml",
-    "speed/delayed_cue_gru_gpu.yaml",
-    *sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "episodic").glob("*.yaml")),
-    *sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "memory").glob("delayed_cue_*.yaml")),
-]
-MEMORY_TASKS = ["associative_recall_medium.yaml", "copy_memory_medium.yaml", "delayed_cue_h200.yaml"]
-MEMORY_MODELS = sorted(p.name for p in (CONFIGS / "memory" / "models").glob("*.yaml"))
-CONTROLLER_TASKS = sorted(p.name for p in (CONFIGS / "controllers").glob("*.yaml"))
-CONTROLLER_MODELS = sorted(p.name for p in (CONFIGS / "controllers" / "models").glob("*.yaml"))
+EXPERIMENTS = sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "experiments").glob("*.yaml"))
+STANDALONE = ["quickstart.yaml", *EXPERIMENTS]
+MEMORY_TASKS = [e for e in EXPERIMENTS if Path(e).name.startswith("memory_")]
+MEMORY_MODELS = sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "models" / "memories").glob("*.yaml"))
+CONTROLLER_TASKS = [e for e in EXPERIMENTS if Path(e).name.startswith("controllers_")]
+CONTROLLER_MODELS = sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "models" / "controllers").glob("*.yaml"))
+SUITES = sorted((CONFIGS / "suites").glob("*.yaml"))
 
 COMPOSED = [
-    *[[f"memory/{task}", f"memory/models/{model}"] for task in MEMORY_TASKS for model in MEMORY_MODELS],
-    ["memory/associative_recall_medium.yaml", "memory/models/kv.yaml", "memory/scale_gpu.yaml"],
-    ["memory/delayed_cue_h200.yaml", "memory/models/kv.yaml", "memory/curriculum.yaml"],
-    ["memory/associative_recall_medium.yaml", "memory/models/kv_lag.yaml", "memory/associative_recall_curriculum.yaml"],
-    ["curriculum/delayed_cue_h200.yaml", "memory/models/ring.yaml"],
-    *[[f"controllers/{task}", f"controllers/models/{m}"] for task in CONTROLLER_TASKS for m in CONTROLLER_MODELS],
+    *[[task, model] for task in MEMORY_TASKS for model in MEMORY_MODELS],
+    ["experiments/memory_associative_recall_medium.yaml", "models/memories/kv.yaml", "overlays/gpu_scale.yaml"],
+    [
+        "experiments/memory_associative_recall_medium.yaml",
+        "models/memories/kv_lag.yaml",
+        "overlays/associative_recall_curriculum.yaml",
+    ],
+    ["experiments/delayed_cue_h200_curriculum.yaml", "models/memories/ring.yaml"],
+    ["experiments/episodic_delayed_cue.yaml", "models/memories/episodic_faiss.yaml", "callbacks/faiss_rebuild.yaml"],
+    ["quickstart.yaml", "models/memories/kv.yaml", "callbacks/kl_stop.yaml"],
+    ["quickstart.yaml", "models/memories/kv.yaml", "callbacks/curriculum.yaml"],
+    *[[task, model] for task in CONTROLLER_TASKS for model in CONTROLLER_MODELS],
 ]
 
 
@@ -72,3 +72,25 @@ def test_a_stale_key_is_caught(tmp_path):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(CONFIGS / "quickstart.yaml"), "--config", str(stale), "--print_config"])
     assert exit_info.value.code != 0
+
+
+def test_no_shell_scripts_under_configs():
+    """Batches of runs are suites (`memrl suite`), not shell scripts that rebuild its loop by hand."""
+    assert not [p for p in CONFIGS.rglob("*") if p.suffix in (".sh", ".py")]
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda p: p.stem)
+def test_suite_dry_runs_and_its_runs_parse(suite, monkeypatch):
+    """Every shipped suite expands (dry run), and a run of each experiment and of each arm parses as fit reads it."""
+    monkeypatch.chdir(CONFIGS.parent)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert suite_run.main(["--config", str(suite.relative_to(CONFIGS.parent)), "--dry-run"]) == 0
+    runs = [run for run in load_suite(suite.relative_to(CONFIGS.parent)).runs() if run.seed == 0]
+    experiments = list(dict.fromkeys((run.task, run.difficulty) for run in runs))
+    arms = list(dict.fromkeys(run.controller.name for run in runs))
+    for i in range(max(len(experiments), len(arms))):  # a diagonal: every experiment and every arm at least once
+        cell, arm = experiments[i % len(experiments)], arms[i % len(arms)]
+        run = next(r for r in runs if (r.task, r.difficulty) == cell and r.controller.name == arm)
+        printed = suite_run.resolved_config(run)
+        assert "class_path" in printed, f"{run.run_id} of {suite.name} did not parse:\n{printed}"

@@ -74,7 +74,7 @@ def test_memrl_fit_on_gpu_writes_results(tmp_path, capsys):
     import json
     from pathlib import Path
 
-    from lightning_memrl.cli import main
+    from lightning_memrl.tools.main import main
 
     config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
     args = ["fit", "--config", str(config), "--trainer.accelerator", "gpu", "--trainer.max_epochs", "1"]

@@ -1,1 +1,0 @@
-"""Benchmarks run by `memrl bench NAME` (figures printed, never asserted in tests)."""

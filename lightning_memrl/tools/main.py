@@ -1,0 +1,63 @@
+"""`memrl`: the command. Routes `fit / validate / test` to `MemRLCLI`, and the tools to their modules.
+
+memrl fit --config configs/quickstart.yaml [--data.num_envs 512]
+memrl test --config configs/quickstart.yaml --ckpt_path last
+memrl suite [run|compare|plot|table] ...
+memrl bench [throughput|controllers|envs|memory|episodic|mamba2_paths|learning] ...
+memrl tune --config configs/x.yaml --search configs/search/x.yaml --n-trials 20   (needs the [tune] extra)
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from lightning_memrl.errors import ConfigError, MissingDependencyError, TrainingDivergedError
+from lightning_memrl.tools.bench import BENCHMARKS
+
+SUITE_COMMANDS = ("run", "compare", "plot", "table")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `memrl` command; returns the exit status (2 for bad input, with one clear line)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in ("bench", "suite", "tune"):
+            return _run_tool(args)
+        return _run_cli(args, from_argv=argv is None)
+    except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
+        print(f"memrl: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run_cli(args: list[str], from_argv: bool) -> int:
+    from lightning_memrl.callbacks.results import ResultsJson
+    from lightning_memrl.cli import MemRLCLI
+
+    cli = MemRLCLI(args=None if from_argv else args)
+    trainer = cli.trainer
+    results = next((cb for cb in trainer.callbacks if isinstance(cb, ResultsJson)), None)
+    if trainer.is_global_zero and results is not None and results.log_dir is not None:
+        print(f"memrl: logs, checkpoints and results.json in {results.log_dir}")
+    return 0
+
+
+def _run_tool(args: list[str]) -> int:
+    """`memrl bench NAME ...`, `memrl suite [SUB] ...`, `memrl tune ...`: each module's `main(rest)`."""
+    tool, rest = args[0], args[1:]
+    if tool == "tune":
+        module = "lightning_memrl.tools.tune"
+    elif tool == "suite":
+        sub = "run"
+        if rest and rest[0] in SUITE_COMMANDS:
+            sub, rest = rest[0], rest[1:]
+        module = f"lightning_memrl.tools.suite.{sub}"
+    else:
+        name = rest[0] if rest and not rest[0].startswith("-") else "throughput"
+        if rest and not rest[0].startswith("-"):
+            rest = rest[1:]
+        if name not in BENCHMARKS:
+            raise ConfigError(f"no benchmark named {name!r}; choose from {', '.join(BENCHMARKS)}")
+        module = f"lightning_memrl.tools.bench.{name}"
+    return int(importlib.import_module(module).main(rest) or 0)

@@ -1,0 +1,43 @@
+"""The throughput benchmark runs and reports consistent figures (values are not asserted: no timed tests)."""
+
+import json
+
+from lightning_memrl.tools.main import main
+
+
+def test_throughput_benchmark_reports(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    args = ["bench", "throughput", "--num-envs", "8", "--hidden", "8", "--rollout-steps", "16", "--seq-len", "8"]
+    assert main([*args, "--iterations", "1", "--warmup", "1", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["env_steps_per_s"] > 0
+    assert abs(result["collect_share"] + result["train_share"] - 1) < 1e-6
+    assert "env-steps/s end to end" in capsys.readouterr().out
+
+
+def test_throughput_benchmark_takes_any_benchmarked_controller(tmp_path):
+    out = tmp_path / "t.json"
+    args = ["bench", "throughput", "--num-envs", "4", "--hidden", "16", "--rollout-steps", "8", "--seq-len", "8"]
+    args += ["--controller", "mamba2", "--mamba-backend", "torch", "--horizon", "6"]
+    assert main([*args, "--iterations", "1", "--warmup", "1", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["controller"] == "mamba2-16" and result["horizon"] == 6 and result["env_steps_per_s"] > 0
+
+
+def test_ddp_throughput_counts_the_env_steps_of_every_rank(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    out = tmp_path / "t.json"
+    args = [sys.executable, "-m", "lightning_memrl", "bench", "throughput", "--devices", "2"]
+    args += ["--num-envs", "4", "--hidden", "8", "--rollout-steps", "8", "--seq-len", "8"]
+    args += ["--iterations", "1", "--warmup", "1", "--json", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = json.loads(out.read_text())
+    assert result["devices"] == 2 and result["env_steps_per_s"] > 0
+    assert proc.stdout.count("env-steps/s end to end") == 1  # rank 0 alone reports
