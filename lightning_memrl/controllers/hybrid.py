@@ -36,8 +36,10 @@ class HybridMambaAttention(ResidualStack):
         num_heads: attention heads.
         context: attention window (steps back).
         mlp_ratio: per-layer MLP width multiple (0: none).
-        dt_min, dt_max, A_init_range: the Mamba-2 layers' initial step sizes and decay rates (as in
-            `Mamba2`; small values remember longer at initialisation).
+        dt_min: smallest initial step size of the Mamba-2 layers (as in `Mamba2`).
+        dt_max: largest initial step size of the Mamba-2 layers (small values remember longer at
+            initialisation).
+        A_init_range: range of the Mamba-2 layers' initial decay rates (as in `Mamba2`).
     """
 
     def __init__(

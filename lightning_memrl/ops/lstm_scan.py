@@ -20,7 +20,8 @@ def lstm_scan_reference(
 
     Args:
         gi: `[B, T, 4H]` input projections `W_ih x_t + b` (the single bias of the cell included).
-        h0, c0: `[B, H]` hidden and cell states before step 0.
+        h0: `[B, H]` hidden state before step 0.
+        c0: `[B, H]` cell state before step 0.
         keep: `[B, T]` 0 where both states are zeroed before step t (episode start), else 1.
         weight_hh: `[4H, H]`.
 
