@@ -12,6 +12,14 @@ import lightning as L
 import torch
 
 
+def accelerator_name(device: torch.device | str) -> str:
+    """`cpu`, or the CUDA device's name (`NVIDIA H100 80GB HBM3`), for `results.json`'s `device`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
 class ResultsJson(L.Callback):
     """At the end of training (a final greedy evaluation) and after `test`, write `results.json` to the log dir.
 

@@ -21,10 +21,13 @@ class Controller(nn.Module, ABC):
     Attributes:
         input_size: feature size `D` of the inputs.
         output_size: feature size `H` of the outputs.
+        sequence_kernel: what the last `forward_sequence` ran, where the controller chooses between a fused
+            kernel and a PyTorch path (`"triton"`, `"eager (the inputs are on cpu)"`); None where it has no choice.
     """
 
     input_size: int
     output_size: int
+    sequence_kernel: str | None = None
 
     @abstractmethod
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -43,3 +46,14 @@ class Controller(nn.Module, ABC):
         if x.dim() == 2:
             return self.forward_step(x, state, reset)
         return self.forward_sequence(x, state, reset)
+
+
+def kernels_ran(module: nn.Module) -> dict[str, str]:
+    """What the controllers inside `module` ran in their last `forward_sequence`: class name -> kernel
+    (`{"GRU": "triton"}`, `{"Mamba2Block": "torch (the inputs are on cpu)"}`); empty where none chooses."""
+    ran: dict[str, list[str]] = {}
+    for sub in module.modules():
+        kernel = getattr(sub, "sequence_kernel", None) if isinstance(sub, Controller) else None
+        if kernel is not None and kernel not in ran.setdefault(type(sub).__name__, []):
+            ran[type(sub).__name__].append(kernel)
+    return {name: ", ".join(kernels) for name, kernels in ran.items() if kernels}

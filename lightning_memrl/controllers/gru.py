@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_memrl.controllers.base import Controller
-from lightning_memrl.ops.gru_scan import gru_scan
+from lightning_memrl.ops.gru_scan import gru_scan, gru_scan_choice
 
 
 class GRU(Controller):
@@ -24,8 +24,9 @@ class GRU(Controller):
         input_size: size of the inputs; defaults to `hidden_size`.
         update_bias_init: initial bias of the update gate z. Positive values make the cell keep its
             state longer at initialisation (useful for long delays).
-        fused_scan: run `forward_sequence` with the Triton kernels on CUDA (`True`), the eager scan
-            (`False`), or let `ops.gru_scan` choose (`None`).
+        fused_scan: run `forward_sequence` with the Triton kernels on CUDA (`True`; where they cannot run,
+            the eager scan with a warning), the eager scan (`False`), or the Triton kernels where they can
+            run (`None`, the default; quiet on CPU). `sequence_kernel` tells which ran.
     """
 
     def __init__(
@@ -79,5 +80,7 @@ class GRU(Controller):
         self, x: torch.Tensor, state: torch.Tensor, reset: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         gi = F.linear(x, self.weight_ih, self.bias_ih)  # [B, T, 3H], all steps at once
-        y = gru_scan(gi, state, (~reset).to(gi.dtype), self.weight_hh, self.bias_hh, fused=self.fused_scan)
+        choice = gru_scan_choice(gi, state, self.fused_scan)
+        self.sequence_kernel = str(choice)
+        y = gru_scan(gi, state, (~reset).to(gi.dtype), self.weight_hh, self.bias_hh, fused=choice.fused)
         return y, y[:, -1]

@@ -23,6 +23,7 @@ from lightning_memrl.controllers.base import Controller
 from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError, MissingDependencyError
 from lightning_memrl.ops.causal_conv import depthwise_causal_conv
+from lightning_memrl.ops.kernel_choice import KernelChoice, choose_kernel, warn_once
 from lightning_memrl.ops.rms_norm import rms_norm
 from lightning_memrl.ops.segment_conv import fused_segment_causal_conv_silu
 from lightning_memrl.ops.ssd import ssd_chunked_scan
@@ -123,9 +124,9 @@ class Mamba2Block(Controller):
         ssm = torch.zeros(batch_size, self.num_heads, self.head_dim, self.d_state, device=device)
         return conv, ssm
 
-    def _use_fused(self, x: torch.Tensor) -> bool:
-        if self.backend == "torch":
-            return False
+    def _scan_choice(self, x: torch.Tensor) -> KernelChoice:
+        """mamba_ssm's fused path or the torch path; `backend='mamba_ssm'` where it cannot run is an error,
+        `auto` falls back to torch (with a warning on CUDA, where mamba_ssm is the default)."""
         if self.backend == "mamba_ssm":
             if not x.is_cuda:
                 raise ConfigError("Mamba2 backend='mamba_ssm' runs on CUDA only; use backend='auto' or 'torch'")
@@ -134,8 +135,13 @@ class Mamba2Block(Controller):
                     "Mamba2 backend='mamba_ssm' needs mamba-ssm, triton and einops: "
                     "pip install 'lightning-memrl[gpu]', or use backend='auto'"
                 )
-            return True
-        return x.is_cuda and mamba_ssm_available()
+        blockers = [] if x.is_cuda else [f"the inputs are on {x.device.type}"]
+        blockers += [] if mamba_ssm_available() else ["mamba-ssm, triton or einops is not installed"]
+        requested = {"auto": None, "torch": False, "mamba_ssm": True}[self.backend]
+        return choose_kernel(
+            "Mamba2 backend='auto'", requested, blockers, fused_name="mamba_ssm", fallback_name="torch",
+            expected=x.is_cuda,
+        )  # fmt: skip
 
     def _split(self, zxbcdt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.num_heads], dim=-1)
@@ -143,6 +149,9 @@ class Mamba2Block(Controller):
     def _output(self, y: torch.Tensor, z: torch.Tensor, fused: bool = False) -> torch.Tensor:
         # Gated RMSNorm (mamba_ssm's norm_before_gate=False): normalise y * silu(z), then project.
         normed = gated_rms_norm_mamba_ssm(y, z, self.norm.weight, self.norm.eps) if fused else None
+        if fused and normed is None:
+            self.sequence_kernel = f"{self.sequence_kernel} scan, torch gated norm (mamba_ssm's is not importable)"
+            warn_once("Mamba2: mamba_ssm's gated RMSNorm kernel is not importable; the torch norm runs instead")
         if normed is None:
             normed = rms_norm(y, self.norm.weight, self.norm.eps, gate=z)
         return self.out_proj(normed)
@@ -200,7 +209,8 @@ class Mamba2Block(Controller):
     ) -> tuple[torch.Tensor, Mamba2State]:
         b, T, _ = x.shape
         seg = reset.to(torch.int64).cumsum(dim=1)  # segment ids; the carried state is segment 0
-        fused = self._use_fused(x)
+        choice = self._scan_choice(x)
+        self.sequence_kernel, fused = str(choice), choice.fused
         z, xbc, dt_raw = self._split(self.in_proj(x))
         if fused:  # the GPU path: convolution, mask and SiLU in one compiled kernel, no host sync
             xbc, conv_state = fused_segment_causal_conv_silu(xbc, state[0], seg, self.conv1d.weight, self.conv1d.bias)

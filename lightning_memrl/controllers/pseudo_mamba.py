@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_memrl.controllers.base import Controller
-from lightning_memrl.ops.pseudo_mamba_scan import pseudo_mamba_scan
+from lightning_memrl.ops.pseudo_mamba_scan import pseudo_mamba_scan, pseudo_mamba_scan_choice
 
 
 class PseudoMamba(Controller):
@@ -20,7 +20,8 @@ class PseudoMamba(Controller):
     Args:
         hidden_size: size of the state and of the output.
         input_size: size of the inputs; defaults to `hidden_size`.
-        fused: force (`True`) or forbid (`False`) the Triton kernel; `None` picks it on CUDA when available.
+        fused: the Triton kernel (`True`; where it cannot run, the loop with a warning), the loop (`False`),
+            or the kernel where it can run (`None`, the default; quiet on CPU). `sequence_kernel` tells which ran.
     """
 
     def __init__(self, hidden_size: int = 128, input_size: int | None = None, fused: bool | None = None):
@@ -45,5 +46,7 @@ class PseudoMamba(Controller):
         self, x: torch.Tensor, state: torch.Tensor, reset: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.in_proj(x)  # [B, T, H], every step at once
-        h = pseudo_mamba_scan(u, state, (~reset).to(u.dtype), fused=self.fused)
+        choice = pseudo_mamba_scan_choice(u, self.fused)
+        self.sequence_kernel = str(choice)
+        h = pseudo_mamba_scan(u, state, (~reset).to(u.dtype), fused=choice.fused)
         return h, h[:, -1]

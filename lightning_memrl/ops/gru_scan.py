@@ -15,11 +15,10 @@ gradients, in `tests/ops/test_gru_scan.py` (the Triton kernels on the GPU machin
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 
+from lightning_memrl.ops.kernel_choice import KernelChoice, choose_kernel
 from lightning_memrl.ops.triton_support import triton_available
 
 
@@ -53,15 +52,15 @@ def gru_scan_reference(
 
 
 # The Triton path is the default where it can run: equal to the eager scan on an H100 (tests/ops/test_gru_scan.py)
-# and 4.2x the end-to-end PPO throughput at 4,096 envs there (README "Throughput"); a kernel that fails to
-# compile falls back to the eager scan with a warning.
+# and 4.2x the end-to-end PPO throughput at 4,096 envs there (README "Throughput"); where it cannot run (or its
+# kernels fail to compile) the eager scan runs, with a warning when the kernels were asked for or expected.
 FUSED_BY_DEFAULT = True
-_fused_status: dict[int, bool] = {}
+_compile_errors: dict[int, str | None] = {}
 
 
-def _fused_kernels_work(hidden: int, device: torch.device) -> bool:
-    """Whether the Triton kernels compile and run for this hidden size; if not, warn once (eager scan used)."""
-    if hidden not in _fused_status:
+def _compile_error(hidden: int, device: torch.device) -> str | None:
+    """None if the Triton kernels compile and run for this hidden size, else the error (tried once per size)."""
+    if hidden not in _compile_errors:
         try:
             from lightning_memrl.ops._gru_triton import scan_backward, scan_forward
 
@@ -71,11 +70,33 @@ def _fused_kernels_work(hidden: int, device: torch.device) -> bool:
             saved = scan_forward(torch.zeros(2, 16, 3 * hidden, **cuda), torch.zeros(16, hidden, **cuda), keep, weight,
                                  torch.zeros(3 * hidden, **cuda))  # fmt: skip
             scan_backward(torch.zeros_like(saved[0]), keep, weight, *saved[1:])
-            _fused_status[hidden] = True
+            _compile_errors[hidden] = None
         except Exception as err:  # a Triton compile or resource error: the eager scan computes the same
-            warnings.warn(f"the Triton GRU scan failed ({err!r:.300}); using the eager scan", stacklevel=3)
-            _fused_status[hidden] = False
-    return _fused_status[hidden]
+            _compile_errors[hidden] = f"the kernels failed to compile: {err!r:.300}"
+    return _compile_errors[hidden]
+
+
+def gru_scan_choice(gi: torch.Tensor, h0: torch.Tensor, fused: bool | None = None) -> KernelChoice:
+    """Which scan `gru_scan(gi, h0, ..., fused=fused)` runs: `triton` or `eager`, and why not triton.
+
+    Warns once per reason where the Triton kernels were requested (`fused=True`) or are the default on a
+    CUDA device and cannot run; a default on CPU is the eager scan without a word.
+    """
+    blockers = []
+    if not gi.is_cuda:
+        blockers.append(f"the inputs are on {gi.device.type}")
+    if gi.dtype == torch.float64:
+        blockers.append("the inputs are float64")
+    if not triton_available():
+        blockers.append("triton is not installed")
+    if not _fits(h0.shape[-1]):
+        blockers.append(f"hidden size {h0.shape[-1]} is not a power of two from 16 to 128")
+    if not blockers and fused is not False and (fused or FUSED_BY_DEFAULT):
+        error = _compile_error(h0.shape[-1], gi.device)
+        blockers += [error] if error else []
+    if fused is None and not FUSED_BY_DEFAULT:
+        return KernelChoice(False, "eager", "triton is off by default")
+    return choose_kernel("GRU scan", fused, blockers, fused_name="triton", fallback_name="eager", expected=gi.is_cuda)
 
 
 class _GRUScan(torch.autograd.Function):
@@ -85,7 +106,7 @@ class _GRUScan(torch.autograd.Function):
         H = three_h // 3
         gi_t = gi.transpose(0, 1).contiguous()  # [T, B, 3H]
         keep_t = keep.transpose(0, 1).unsqueeze(-1).contiguous()  # [T, B, 1]
-        ctx.fused = fused and _fused_kernels_work(H, gi.device)
+        ctx.fused = fused
         if ctx.fused:
             from lightning_memrl.ops._gru_triton import scan_forward
 
@@ -154,12 +175,12 @@ def gru_scan(
     """GRU recurrence with resets, hand-differentiated; same arguments as `gru_scan_reference`.
 
     Runs in float32 (or the inputs' float64) whatever the autocast context; no double backward.
-    `fused` selects the Triton kernels (CUDA, float32, hidden size a power of two from 16 to 128,
-    else the eager scan); `None` picks them when `FUSED_BY_DEFAULT` is set and triton is importable.
+    `fused` selects the Triton kernels (CUDA, float32, hidden size a power of two from 16 to 128; where they
+    cannot run the eager scan runs, see `gru_scan_choice`), `False` the eager scan; `None` picks the kernels
+    where they can run when `FUSED_BY_DEFAULT` is set.
     """
     dtype = torch.float64 if gi.dtype == torch.float64 else torch.float32
-    eligible = gi.is_cuda and dtype == torch.float32 and triton_available() and _fits(h0.shape[-1])
-    fused = eligible and (FUSED_BY_DEFAULT if fused is None else fused)
+    fused = gru_scan_choice(gi, h0, fused).fused
     with torch.autocast(device_type=gi.device.type, enabled=False):
         args = (gi.to(dtype), h0.to(dtype), keep.to(dtype), weight_hh.to(dtype), bias_hh.to(dtype))
         return _GRUScan.apply(*args, fused)

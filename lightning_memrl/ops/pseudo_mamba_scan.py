@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from lightning_memrl.ops.kernel_choice import KernelChoice, choose_kernel
 from lightning_memrl.ops.triton_support import triton_available
 
 
@@ -73,6 +74,18 @@ def _scan_backward_torch(grad_out: torch.Tensor, out: torch.Tensor, keep: torch.
     return d_u, carry
 
 
+def pseudo_mamba_scan_choice(u: torch.Tensor, fused: bool | None = None) -> KernelChoice:
+    """Which scan `pseudo_mamba_scan(u, ..., fused=fused)` runs: `triton` or `eager`, and why not triton.
+
+    Warns once per reason where the kernels were requested (`fused=True`) or are the default on a CUDA device
+    and cannot run; a default on CPU is the loop without a word.
+    """
+    blockers = [] if u.is_cuda else [f"the inputs are on {u.device.type}"]
+    blockers += [] if triton_available() else ["triton is not installed"]
+    names = {"fused_name": "triton", "fallback_name": "eager"}
+    return choose_kernel("Pseudo-Mamba scan", fused, blockers, **names, expected=u.is_cuda)
+
+
 def pseudo_mamba_scan(u: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
     """`h_t = tanh(u_t + keep_t h_{t-1})`, fast; same arguments as `pseudo_mamba_scan_reference`.
 
@@ -80,10 +93,10 @@ def pseudo_mamba_scan(u: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor, fus
         u: `[B, T, H]`.
         h0: `[B, H]`.
         keep: `[B, T]` float mask.
-        fused: use the Triton kernels; `None` picks them when `u` is on CUDA and triton is importable.
+        fused: the Triton kernels (`True`; where they cannot run, the loop with a warning), the loop
+            (`False`), or the kernels where they can run (`None`; see `pseudo_mamba_scan_choice`).
     """
-    if fused is None:
-        fused = u.is_cuda and triton_available()
+    fused = pseudo_mamba_scan_choice(u, fused).fused
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=u.device.type, enabled=False):
         return _PseudoMambaScan.apply(

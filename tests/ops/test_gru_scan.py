@@ -1,11 +1,11 @@
 """The hand-differentiated GRU scan equals plain autograd, values and gradients."""
 
-import importlib
-
 import pytest
 import torch
 
 from lightning_memrl.ops import gru_scan, gru_scan_reference
+from lightning_memrl.ops.gru_scan import gru_scan_choice
+from lightning_memrl.ops.kernel_choice import forget_warnings
 from lightning_memrl.ops.triton_support import triton_available
 
 
@@ -48,25 +48,27 @@ def test_gru_scan_runs_in_float32_under_autocast():
     assert y.dtype == torch.float32
 
 
-def test_fused_request_on_cpu_runs_the_eager_scan():
-    """`fused=True` where the kernels cannot run (CPU tensors, no triton) is the eager scan, not an error."""
+def test_fused_request_on_cpu_runs_the_eager_scan_with_a_warning():
+    """`fused=True` where the kernels cannot run (CPU tensors, no triton) is the eager scan, warned, not an error."""
     gen = torch.Generator().manual_seed(4)
     args = (torch.randn(3, 5, 48, generator=gen), torch.randn(3, 16, generator=gen), torch.ones(3, 5))
     weights = (torch.randn(48, 16, generator=gen), torch.randn(48, generator=gen))
-    torch.testing.assert_close(gru_scan(*args, *weights, fused=True), gru_scan(*args, *weights, fused=False))
+    forget_warnings()
+    with pytest.warns(UserWarning, match="GRU scan: triton was requested but cannot run"):
+        fused = gru_scan(*args, *weights, fused=True)
+    torch.testing.assert_close(fused, gru_scan(*args, *weights, fused=False))
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(("B", "T", "H"), [(5, 7, 16), (300, 129, 128)])
 def test_triton_gru_scan_matches_the_eager_scan_on_cuda(B, T, H):
     """The fused kernels (one program per 16 sequences walking the time axis) = the eager hand-written scan."""
-    module = importlib.import_module("lightning_memrl.ops.gru_scan")  # the package exports the function
-
     assert triton_available(), "the GPU machine has triton"
-    assert module._fused_kernels_work(H, torch.device("cuda")), "the kernels must compile (else fused=True runs eager)"
     gen = torch.Generator(device="cuda").manual_seed(0)
     gi = torch.randn(B, T, 3 * H, device="cuda", generator=gen, requires_grad=True)
     h0 = torch.randn(B, H, device="cuda", generator=gen, requires_grad=True)
+    choice = gru_scan_choice(gi, h0, True)
+    assert choice.fused, f"the kernels must run (else fused=True runs eager): {choice}"
     keep = (torch.rand(B, T, device="cuda", generator=gen) > 0.1).float()
     w = (torch.randn(3 * H, H, device="cuda", generator=gen) / H**0.5).requires_grad_()
     b = torch.randn(3 * H, device="cuda", generator=gen, requires_grad=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from lightning_memrl.callbacks.results import accelerator_name
 from lightning_memrl.controllers import (
     GRU,
     LSTM,
@@ -31,6 +32,7 @@ from lightning_memrl.controllers import (
     PseudoMamba,
     Transformer,
 )
+from lightning_memrl.controllers.base import kernels_ran
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.bench.timing import median_seconds
 
@@ -107,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise ConfigError(f"unknown controllers {unknown}; choose from {sorted(factories)}")
     rows = []
-    print(f"device {device}, batch {args.batch}, threads {torch.get_num_threads()}")
-    print(f"{'controller':<24}{'hidden':>7}{'T':>6}{'train tok/s':>14}{'act steps/s':>14}{'tok/s vs gru':>14}")
+    print(f"device {accelerator_name(device)}, batch {args.batch}, threads {torch.get_num_threads()}")
+    print(f"{'controller':<24}{'hidden':>7}{'T':>6}{'train tok/s':>14}{'act steps/s':>14}{'tok/s vs gru':>14}  ran")
     for hidden in args.hidden:
         for seq_len in args.seq_len:
             gru_rate = None
@@ -119,19 +121,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name == "gru":
                     gru_rate = result["train_tokens_per_s"]
                 ratio = result["train_tokens_per_s"] / gru_rate if gru_rate else float("nan")
+                ran = kernels_ran(ctl) or {"controller": "pytorch"}
                 row = {
                     "controller": name,
                     "hidden": hidden,
                     "seq_len": seq_len,
                     "batch": args.batch,
-                    "device": str(device),
+                    "device": accelerator_name(device),
+                    "ran": ran,
                     **result,
                     "train_vs_gru": ratio,
                 }
                 rows.append(row)
                 print(
                     f"{name:<24}{hidden:>7}{seq_len:>6}{result['train_tokens_per_s']:>14,.0f}"
-                    f"{result['act_steps_per_s']:>14,.0f}{ratio:>14.2f}"
+                    f"{result['act_steps_per_s']:>14,.0f}{ratio:>14.2f}  "
+                    + ", ".join(f"{kind} {kernel}" for kind, kernel in ran.items())
                 )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ import lightning as L
 import torch
 
 from lightning_memrl.agents import RecurrentPPO
+from lightning_memrl.callbacks.results import accelerator_name
+from lightning_memrl.controllers.base import kernels_ran
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.tools.bench.controllers import controller_factories
 from lightning_memrl.tools.bench.timing import synchronize
@@ -67,7 +69,8 @@ def run(
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
     `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...);
-    `fused_scan` is the GRU's choice of scan (Triton kernels on CUDA, eager, or automatic).
+    `fused_scan` is the GRU's requested scan (Triton kernels on CUDA, eager, or automatic). The result says
+    what ran: `ran` (each choosing controller's kernel, e.g. `{"GRU": "triton"}`) and `device` (its name).
     `devices > 1` trains under DDP with `num_envs` envs per device; returns None on ranks other than 0.
     """
     factories = controller_factories(mamba_backend, context=seq_len, gru_fused_scan=fused_scan)
@@ -112,6 +115,8 @@ def run(
         "benchmark": "throughput",
         "controller": f"{controller}-{hidden}",
         "fused_scan": fused_scan,
+        "mamba_backend": mamba_backend,
+        "ran": kernels_ran(agent) or {"controller": "pytorch"},
         "horizon": horizon,
         "num_envs": num_envs,
         "devices": trainer.world_size,
@@ -120,7 +125,7 @@ def run(
         "minibatches": num_minibatches,
         "update_epochs": update_epochs,
         "precision": precision,
-        "device": _device_name(device),
+        "device": _device_name(trainer.strategy.root_device),
         "torch_threads": torch.get_num_threads(),
         "iterations_timed": iterations,
         "env_steps_per_s": round(steps * iterations / wall, 1),
@@ -132,9 +137,9 @@ def run(
     }
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return accelerator_name(device)
     return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
@@ -185,8 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result is None:  # a DDP rank other than 0
             return 0
         results.append(result)
+        ran = ", ".join(f"{name} {kernel}" for name, kernel in result["ran"].items())
         print(
-            f"{result['controller']} (fused scan {args.fused_scan}) num_envs={num_envs:>6} x {args.devices} "
+            f"{result['controller']} [ran: {ran}] num_envs={num_envs:>6} x {args.devices} "
             f"{result['device']}: "
             f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "
             f"(collect {result['collect_share']:.0%}, train {result['train_share']:.0%}, "

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import lightning_memrl
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.suite.config import SuiteRun
@@ -83,14 +81,6 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
-
-
-def accelerator_name(device: torch.device | str) -> str:
-    """`cpu`, or the CUDA device's name (`NVIDIA H100 80GB HBM3`), for `results.json`'s `device`."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return device.type
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

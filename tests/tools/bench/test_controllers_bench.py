@@ -23,6 +23,18 @@ def test_bench_controllers_writes_a_row_per_controller_and_size(tmp_path, capsys
     assert "mamba2" in capsys.readouterr().out
 
 
+def test_bench_controllers_reports_what_ran_not_what_was_asked(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "controllers", "--batch", "2", "--seq-len", "8", "--hidden", "16", "--repeats", "1"]
+    argv += ["--act-steps", "2", "--json", str(out), "--controllers", "gru", "mamba2", "lstm"]
+    assert main(argv) == 0
+    gru, mamba2, lstm = json.loads(out.read_text())
+    assert gru["ran"] == {"GRU": "eager (the inputs are on cpu; triton is not installed)"}
+    assert mamba2["ran"]["Mamba2Block"].startswith("torch (the inputs are on cpu")
+    assert lstm["ran"] == {"controller": "pytorch"} and gru["device"] == "cpu"
+    assert "GRU eager (the inputs are on cpu" in capsys.readouterr().out
+
+
 def test_every_listed_controller_builds_at_the_benchmark_widths():
     for name, make in bench.controller_factories("torch", 16).items():
         for hidden in (128, 256):

@@ -2,7 +2,15 @@
 
 import json
 
+import pytest
+
+from lightning_memrl.ops.kernel_choice import forget_warnings
 from lightning_memrl.tools.main import main
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings():
+    forget_warnings()
 
 
 def test_throughput_benchmark_reports(tmp_path, capsys):
@@ -13,6 +21,18 @@ def test_throughput_benchmark_reports(tmp_path, capsys):
     assert result["env_steps_per_s"] > 0
     assert abs(result["collect_share"] + result["train_share"] - 1) < 1e-6
     assert "env-steps/s end to end" in capsys.readouterr().out
+
+
+def test_throughput_benchmark_prints_and_writes_what_ran(tmp_path, capsys):
+    """`--fused-scan on` on a CPU runs the eager scan: the figure says so, not the request."""
+    out = tmp_path / "t.json"
+    args = ["bench", "throughput", "--num-envs", "4", "--hidden", "16", "--rollout-steps", "8", "--seq-len", "8"]
+    with pytest.warns(UserWarning, match="GRU scan: triton was requested but cannot run"):
+        assert main([*args, "--fused-scan", "on", "--iterations", "1", "--warmup", "1", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["fused_scan"] is True  # the request
+    assert result["ran"] == {"GRU": "eager (the inputs are on cpu; triton is not installed)"}  # what ran
+    assert "[ran: GRU eager (the inputs are on cpu" in capsys.readouterr().out
 
 
 def test_throughput_benchmark_takes_any_benchmarked_controller(tmp_path):
