@@ -6,12 +6,14 @@ checkpoints and writes `results.json`. The `memrl` command itself (and its tools
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_memrl.agents.recurrent_ppo import RecurrentPPO
 from lightning_memrl.callbacks.results import ResultsJson
@@ -30,7 +32,8 @@ TRAINER_DEFAULTS = {
 
 class MemRLCLI(LightningCLI):
     """LightningCLI with `RecurrentPPO` and `RolloutDataModule`, the env spec linked from data to
-    model, `data.seed` seeding everything, and checkpointing plus `results.json` always on."""
+    model, `data.seed` seeding everything (`seed_everything`, the LightningCLI key, is the same setting), whole option
+    names only (no prefix matching), and checkpointing plus `results.json` always on."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs):
         # Tools (suite, benchmarks, tests) drive the CLI with explicit args inside another command.
@@ -40,9 +43,18 @@ class MemRLCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", 0)
         super().__init__(RecurrentPPO, RolloutDataModule, args=args, run=run, **kwargs)
 
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        # A key must be spelled out: argparse would take `--data.num_env 16` as `--data.num_envs 16`.
+        kwargs.setdefault("allow_abbrev", False)
+        return super().init_parser(**kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        _one_seed(self.config[subcommand] if subcommand else self.config)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.env_spec", "model.env_spec", apply_on="instantiate")
-        parser.link_arguments("data.seed", "seed_everything", apply_on="parse")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_lightning_class_args(ResultsJson, "results")
@@ -66,3 +78,23 @@ class MemRLCLI(LightningCLI):
                 "pass the checkpoint's path, or the default_root_dir of the run to continue"
             )
         config["ckpt_path"] = str(candidates[-1])
+
+
+def _one_seed(config) -> None:
+    """`seed_everything` (the LightningCLI key) and `data.seed` are one setting here: `data.seed` seeds the envs,
+    action sampling and minibatch order, `seed_everything` torch and numpy. Where one is left at 0 (both
+    defaults) the other sets both, with a note; two different non-zero seeds are an error."""
+    chosen, data_seed = config["seed_everything"], config["data"]["seed"]
+    if chosen is False:
+        raise ConfigError("seed_everything false: this CLI always seeds (data.seed seeds the envs); give an integer")
+    if chosen is True:
+        chosen = random.randint(0, 2**31 - 1)
+        rank_zero_info(f"memrl: seed_everything true drew the seed {chosen} (data.seed and seed_everything)")
+    if chosen not in (0, data_seed) and data_seed != 0:
+        raise ConfigError(
+            f"seed_everything ({chosen}) and data.seed ({data_seed}) differ; they are one setting here: give one"
+        )
+    if chosen != data_seed and chosen != 0:
+        rank_zero_info(f"memrl: seed_everything {chosen} sets data.seed {chosen} too (it seeds the envs)")
+    seed = chosen or data_seed
+    config["seed_everything"] = config["data"]["seed"] = seed

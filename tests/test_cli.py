@@ -4,7 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
+from lightning_memrl.cli import MemRLCLI
 from lightning_memrl.tools.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +85,41 @@ def test_unknown_config_key_is_rejected(tmp_path, capsys):
         main(["fit", *TINY, "--data.num_worlds", "8"])
     assert exit_info.value.code != 0
     assert "num_worlds" in capsys.readouterr().err
+
+
+def test_an_abbreviated_key_is_rejected_naming_it(capsys):
+    """argparse's prefix matching took `--data.num_env 16` as `--data.num_envs 16`; a key must be spelled out."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *TINY, "--data.num_env", "16", "--print_config"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --data.num_env 16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spelling", [["--seed_everything", "3"], ["--seed_everything=3"]])
+def test_seed_everything_seeds_as_data_seed_does(tmp_path, capsys, spelling):
+    """The LightningCLI habit `--seed_everything 3` failed with "invalid Union value"; it is `--data.seed 3`."""
+    runs = {}
+    for name, seed in (("data_seed", ["--data.seed", "3"]), ("seed_everything", spelling)):
+        args = ["fit", *TINY, *seed, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / name)]
+        assert main(args) == 0
+        log_dir = _log_dir(capsys)
+        results = json.loads((log_dir / "results.json").read_text())
+        config = yaml.safe_load((log_dir / "config.yaml").read_text())
+        runs[name] = (results["return_mean"], config["data"]["seed"], config["seed_everything"])
+    assert runs["seed_everything"] == runs["data_seed"]
+    assert runs["data_seed"][1:] == (3, 3)
+
+
+def test_seed_everything_in_a_config_file_is_not_dropped(tmp_path):
+    config = tmp_path / "seed.yaml"
+    config.write_text("seed_everything: 5\n")
+    cli = MemRLCLI(args=[*TINY, "--config", str(config), "--trainer.logger", "false"], run=False)
+    assert cli.datamodule.seed == 5 and torch.initial_seed() == 5
+
+
+def test_two_different_seeds_are_a_clear_error(capsys):
+    assert main(["fit", *TINY, "--seed_everything", "3", "--data.seed", "4"]) == 2
+    assert "seed_everything (3) and data.seed (4) differ" in capsys.readouterr().err
 
 
 def test_unknown_key_in_a_config_file_is_rejected(tmp_path, capsys):

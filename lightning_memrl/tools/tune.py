@@ -204,7 +204,7 @@ def write_best(study: Any, out: Path, root: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memrl tune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="memrl tune", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", required=True, help="config file(s), as for memrl fit")
     parser.add_argument("--search", required=True, help="search YAML: params, metric, direction, pruner, sampler")
     parser.add_argument("--n-trials", type=int, required=True, help="finished (complete or pruned) trials wanted")

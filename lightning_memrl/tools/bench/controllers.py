@@ -82,7 +82,7 @@ def measure(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memrl bench controllers", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="memrl bench controllers", description=__doc__.split("\n")[0])
     p.add_argument("--controllers", nargs="+", default=None, help="names to run (default: all)")
     p.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
     p.add_argument("--seq-len", type=int, nargs="+", default=[128, 1024])

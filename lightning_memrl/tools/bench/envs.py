@@ -132,7 +132,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memrl bench envs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="memrl bench envs", description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=4096, help="environments per task (default 4096)")
     parser.add_argument("--device", default="cpu", help="device of the tasks, e.g. cpu or cuda (default cpu)")
     parser.add_argument(

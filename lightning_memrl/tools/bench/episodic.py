@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="memrl bench episodic", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="memrl bench episodic", description=__doc__.splitlines()[0])
     p.add_argument("--num-vectors", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--clusters", type=int, default=4096)

@@ -57,7 +57,9 @@ def _score(record: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memrl bench learning", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="memrl bench learning", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--config", action="append", required=True, help="config file(s), as for memrl fit")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--stop-at", type=float, default=None, help="stop a run at this greedy success")

@@ -70,7 +70,7 @@ def scan_step(fused: bool, block: Mamba2, batch: int, seq_len: int, chunk: int) 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memrl bench mamba2_paths", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="memrl bench mamba2_paths", description=__doc__.split("\n")[0])
     p.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--batch", type=int, default=256)

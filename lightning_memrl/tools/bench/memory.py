@@ -67,7 +67,7 @@ def measure(agent: RecurrentPPO, args: argparse.Namespace, device: torch.device)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="memrl bench memory", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="memrl bench memory", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     parser.add_argument("--memories", nargs="+", default=list(MEMORIES), help=f"subset of {list(MEMORIES)}")
     parser.add_argument("--hidden-size", type=int, default=128, help="GRU size (= memory query size)")

@@ -144,7 +144,9 @@ def _device_name(device: torch.device) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memrl bench throughput", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="memrl bench throughput", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256])
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--controller", default="gru", help="a controller of `memrl bench controllers` (default gru)")

@@ -120,7 +120,9 @@ def render(rows: list[Row], fmt: str = "text", metric: str = "success") -> str:
 
 def main(argv: Sequence[str]) -> int:
     """`memrl suite compare`: print the table; 1 on regression (or missing cells with --strict)."""
-    parser = argparse.ArgumentParser(prog="memrl suite compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="memrl suite compare", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--results", required=True, help="JSON-lines results of the run to check")
     parser.add_argument("--baseline", required=True, help="JSON-lines results to compare against")
     parser.add_argument("--tolerance", type=float, default=0.05, help="allowed drop of a cell's mean (absolute)")

@@ -168,7 +168,7 @@ def plot_success_vs_horizon(records: list[dict[str, Any]], out: Path) -> Path | 
 
 def main(argv: Sequence[str]) -> int:
     """`memrl suite plot`: write the PNGs and print their paths."""
-    parser = argparse.ArgumentParser(prog="memrl suite plot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="memrl suite plot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True, help="JSON-lines results of `memrl suite`")
     parser.add_argument("--logs", help="the suite's root_dir, when the runs moved (default: each record's log_dir)")
     parser.add_argument("--out", required=True, help="directory for the PNG files")

@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="memrl suite",
         description="Run a grid of memrl fit runs (subcommands: compare, plot; see `memrl suite compare -h`).",
     )

@@ -77,7 +77,7 @@ def render(rows: list[list[str]], fmt: str = "text") -> str:
 
 def main(argv: Sequence[str]) -> int:
     """Print the table of a results file."""
-    parser = argparse.ArgumentParser(prog="memrl suite table", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="memrl suite table", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True, help="JSON-lines results file of `memrl suite`")
     parser.add_argument("--metric", default="success", choices=METRICS, help="record field summarised")
     parser.add_argument("--format", default="text", choices=("text", "markdown"))
