@@ -67,6 +67,8 @@ class TaskSpec:
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
+#: other names of registered tasks: what the earlier systems (Pseudo-Mamba v2) called them
+TASK_ALIASES = {"assoc_recall": "associative_recall", "distractor_nav": "distractor_navigation"}
 
 
 def register_task(spec: TaskSpec) -> None:
@@ -75,12 +77,13 @@ def register_task(spec: TaskSpec) -> None:
 
 
 def task_names() -> list[str]:
-    """Names of every registered task."""
+    """Names of every registered task (aliases in `TASK_ALIASES` are accepted too, not listed)."""
     return sorted(_REGISTRY)
 
 
 def get_task_spec(name: str) -> TaskSpec:
-    """The spec of a registered task; the error lists the known names."""
+    """The spec of a registered task (or of an alias's task); the error lists the known names."""
+    name = TASK_ALIASES.get(name, name)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
     return _REGISTRY[name]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -45,12 +47,31 @@ def reward_aware_infonce(
     }
 
 
-class Consolidator:
-    """Trains the online encoder on stored episodes, then moves the momentum target.
+@contextmanager
+def _trainable(module: torch.nn.Module) -> Iterator[None]:
+    """Gradients for `module`'s parameters inside, whatever their `requires_grad` outside.
 
-    A batch takes episodes with probability `softmax(R / max(std R, 0.1))` (rewarding ones more
-    often), a random window of `window` transitions as the anchor (online encoder) and the next
-    window as its positive (momentum target).
+    An episodic store's key encoder is frozen for the PPO optimizer and trained only here.
+    """
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
+class Consolidator:
+    """Trains the online encoder on stored experience, then moves the momentum target.
+
+    `update(anchors, positives, returns)` is one step of the reward-aware InfoNCE on any pairs: the
+    anchor through the online encoder, its positive (what came next) through the momentum target.
+    `step(store)` draws those pairs from a `MemoryStore` of episodes: episodes with probability
+    `softmax(R / max(std R, 0.1))` (rewarding ones more often), a random window of `window`
+    transitions as the anchor and the next window as its positive. An agent's `EpisodicMemory`
+    draws its own pairs (consecutive entries of one episode) and calls `update`.
 
     Args:
         encoder: the DualEncoder to train.
@@ -110,22 +131,34 @@ class Consolidator:
         pairs = self.sample_pairs(store, batch_size, generator)
         if pairs is None:
             return {}
-        device = next(self.encoder.parameters()).device
-        anchors, positives, returns = (t.to(device) for t in pairs)
-        out = reward_aware_infonce(
-            self.encoder.encode_query(anchors),
-            self.encoder.encode_key(positives),
-            returns,
-            temperature=self.temperature,
-            reward_weight=self.reward_weight,
-        )
-        self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        self.optimizer.step()
-        self.encoder.update_target()
-        self.steps += 1
+        out = self.update(*pairs)
         if self.refresh_every and self.steps % self.refresh_every == 0:
             store.refresh_keys(self.encoder.encode_key)
+        return out
+
+    def update(self, anchors: torch.Tensor, positives: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimizer step on pairs, then one momentum step of the target; returns the detached loss terms.
+
+        Args:
+            anchors: encoder inputs of the anchors `[B, ...]` (windows `[B, W, F]` or vectors `[B, F]`).
+            positives: encoder inputs of what followed each anchor, the same shape.
+            returns: episode return of each pair `[B]`.
+        """
+        device = next(self.encoder.parameters()).device
+        anchors, positives, returns = (t.to(device) for t in (anchors, positives, returns))
+        with _trainable(self.encoder.online):
+            out = reward_aware_infonce(
+                self.encoder.encode_query(anchors),
+                self.encoder.encode_key(positives),
+                returns,
+                temperature=self.temperature,
+                reward_weight=self.reward_weight,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            self.optimizer.step()
+        self.encoder.update_target()
+        self.steps += 1
         return {k: v.detach() for k, v in out.items()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -31,6 +31,27 @@ class SequenceEncoder(nn.Module):
         return F.normalize(self.projector(h.mean(dim=1)), dim=-1)
 
 
+class VectorEncoder(nn.Module):
+    """Vectors `[..., F]` -> unit embeddings `[..., E]`: one linear map, or an MLP with `hidden_dim`.
+
+    The key encoder of an episodic store whose entries are single vectors (a controller's output).
+    The linear map starts orthogonal, so the embeddings first keep the inputs' angles.
+    """
+
+    def __init__(self, input_dim: int, embed_dim: int, hidden_dim: int | None = None):
+        super().__init__()
+        if hidden_dim is None:
+            self.net: nn.Module = nn.Linear(input_dim, embed_dim, bias=False)
+            nn.init.orthogonal_(self.net.weight)
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(input_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embed_dim)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(x), dim=-1)
+
+
 class DualEncoder(nn.Module):
     """Online encoder (trained) and momentum target `theta_t <- m * theta_t + (1 - m) * theta_o`.
 
@@ -42,23 +63,33 @@ class DualEncoder(nn.Module):
         embed_dim: embedding size `E`.
         hidden_dim: hidden size of the step MLP and GRU.
         momentum: EMA momentum of the target (hippotorch's 0.995).
+        online: the online encoder to use instead of a `SequenceEncoder` (for example a `VectorEncoder`
+            for single vectors); it maps `[..., input_dim]` to unit `[..., embed_dim]`.
     """
 
-    def __init__(self, input_dim: int, embed_dim: int = 128, hidden_dim: int = 128, momentum: float = 0.995):
+    def __init__(
+        self,
+        input_dim: int,
+        embed_dim: int = 128,
+        hidden_dim: int = 128,
+        momentum: float = 0.995,
+        *,
+        online: nn.Module | None = None,
+    ):
         super().__init__()
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"DualEncoder momentum must be in [0, 1), got {momentum}")
         self.input_dim, self.embed_dim, self.momentum = input_dim, embed_dim, momentum
-        self.online = SequenceEncoder(input_dim, embed_dim, hidden_dim)
+        self.online = online if online is not None else SequenceEncoder(input_dim, embed_dim, hidden_dim)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
 
     def encode_query(self, x: torch.Tensor) -> torch.Tensor:
-        """Online embedding of transitions `[B, T, F]` (or `[T, F]`) -> `[B, E]`."""
+        """Online embedding of transitions `[B, T, F]` (or `[T, F]`) -> `[B, E]` (vectors `[..., F]` -> `[..., E]`)."""
         return self.online(x)
 
     @torch.no_grad()
     def encode_key(self, x: torch.Tensor) -> torch.Tensor:
-        """Target embedding (no gradient) of transitions `[B, T, F]` -> `[B, E]`."""
+        """Target embedding (no gradient), the same shapes as `encode_query`."""
         return self.target(x)
 
     @torch.no_grad()

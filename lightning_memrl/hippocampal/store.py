@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_memrl.hippocampal.episode import Episode
+from lightning_memrl.hippocampal.search import top_k_similar
 
 
 class MemoryStore:
@@ -73,8 +74,8 @@ class MemoryStore:
         """Indices `[min(k, N)]` of the episodes most similar (cosine) to `query [E]`; counts an access."""
         if len(self) == 0:
             return torch.zeros(0, dtype=torch.long)
-        sims = self.keys @ F.normalize(query.detach().cpu().float(), dim=-1)
-        top = sims.topk(min(k, len(self))).indices
+        _, top = top_k_similar(F.normalize(query.detach().cpu().float(), dim=-1)[None], self.keys, k)
+        top = top[0]
         self.access[top] += 1
         return top
 

@@ -4,6 +4,11 @@ from stable_baselines3 import DQN
 from lightning_memrl.integrations.sb3 import SB3ReplayBufferWrapper
 model = DQN("MlpPolicy", "CartPole-v1", replay_buffer_class=SB3ReplayBufferWrapper,
             replay_buffer_kwargs={"mixture_ratio": 0.3})
+
+hippotorch's form, a wrapper around a buffer you built, also works (it returns a `TransitionRecorder`):
+
+sb3_buffer = SB3ReplayBufferWrapper(buffer, segmenter=TerminalSegmenter())
+sb3_buffer.add(obs, next_obs, action, reward, done)
 """
 
 from __future__ import annotations
@@ -73,8 +78,63 @@ class TerminalSegmenter:
         return torch.as_tensor(np.stack(rows), dtype=torch.float32)
 
 
+class TransitionRecorder:
+    """One env's transitions in, finished episodes into a `HippocampalReplayBuffer` (hippotorch's SB3 wrapper).
+
+    What `SB3ReplayBufferWrapper(buffer, segmenter=...)` returns: the seed's form, for a loop that feeds
+    transitions by hand. For an SB3 algorithm pass `replay_buffer_class=SB3ReplayBufferWrapper` instead.
+
+    Args:
+        buffer: the buffer that receives the episodes.
+        segmenter: cuts the transitions into episodes (default `TerminalSegmenter()`).
+    """
+
+    def __init__(self, buffer: HippocampalReplayBuffer, segmenter: TerminalSegmenter | None = None):
+        self.buffer, self.segmenter = buffer, segmenter or TerminalSegmenter()
+
+    @property
+    def size(self) -> int:
+        """Episodes stored in the buffer."""
+        return len(self.buffer.store)
+
+    def add(
+        self,
+        obs: Any,
+        next_obs: Any,
+        action: Any,
+        reward: float,
+        done: bool,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """Record one transition; a `done` files the episode (a time-limit cut, `info["TimeLimit.truncated"]`,
+        is stored without a terminal flag)."""
+        truncated = bool((info or {}).get("TimeLimit.truncated", False))
+        episode = self.segmenter.add(
+            0,
+            np.asarray(obs, dtype=np.float32).ravel(),
+            np.asarray(action, dtype=np.float32).reshape(-1),
+            float(reward),
+            np.asarray(next_obs, dtype=np.float32).ravel(),
+            bool(done) and not truncated,
+            bool(done),
+        )
+        if episode is not None:
+            self.buffer.add_episode(episode)
+
+    def sample(self, batch_size: int, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """`HippocampalReplayBuffer.sample`."""
+        return self.buffer.sample(batch_size, **kwargs)
+
+    def consolidate(self, **kwargs: Any) -> dict[str, float]:
+        """`HippocampalReplayBuffer.consolidate`."""
+        return self.buffer.consolidate(**kwargs)
+
+
 class SB3ReplayBufferWrapper(ReplayBuffer):
     """An SB3 `ReplayBuffer` that also files finished episodes into a `HippocampalReplayBuffer`.
+
+    Called as hippotorch did, with a buffer first (`SB3ReplayBufferWrapper(buffer, segmenter=...)`),
+    it returns a `TransitionRecorder` for that buffer instead.
 
     `sample(B)` takes `round(B * mixture_ratio)` transitions by semantic retrieval (query: the last
     `query_length` transitions of env 0) from stored episodes and the rest uniformly from SB3's own
@@ -93,6 +153,13 @@ class SB3ReplayBufferWrapper(ReplayBuffer):
         consolidate_every: run `consolidation_steps` sleep steps after this many stored episodes (0: never).
         consolidation_steps: steps per sleep.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        buffer = args[0] if args else kwargs.get("buffer")
+        if isinstance(buffer, HippocampalReplayBuffer):  # hippotorch's form
+            kwargs.pop("buffer", None)
+            return TransitionRecorder(buffer, *args[1:], **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
