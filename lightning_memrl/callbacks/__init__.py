@@ -5,5 +5,13 @@ from lightning_memrl.callbacks.horizon_curriculum import HorizonCurriculum
 from lightning_memrl.callbacks.kl_early_stopping import KLEarlyStopping
 from lightning_memrl.callbacks.memory_consolidation import MemoryConsolidation
 from lightning_memrl.callbacks.results import ResultsJson
+from lightning_memrl.callbacks.task_curriculum import TaskCurriculum
 
-__all__ = ["FaissIndexRebuild", "HorizonCurriculum", "KLEarlyStopping", "MemoryConsolidation", "ResultsJson"]
+__all__ = [
+    "FaissIndexRebuild",
+    "HorizonCurriculum",
+    "KLEarlyStopping",
+    "MemoryConsolidation",
+    "ResultsJson",
+    "TaskCurriculum",
+]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 
+from lightning_memrl.callbacks.greedy_evaluation import env_steps, greedy_success, rollout_datamodule, write_summary
 from lightning_memrl.envs.registry import get_task_spec
 from lightning_memrl.errors import ConfigError
 
@@ -147,21 +146,16 @@ class HorizonCurriculum(L.Callback):
 
     def _evaluate_and_update(self, trainer: L.Trainer, pl_module: L.LightningModule, iteration: int) -> None:
         dm = self._datamodule(trainer)
-        was_training = pl_module.training
-        pl_module.eval()
-        metrics = dm.evaluate(pl_module, self.eval_episodes)
-        pl_module.train(was_training)
-        success = float(trainer.strategy.reduce(metrics["success_rate"].float(), reduce_op="mean"))
+        success = greedy_success(trainer, pl_module, self.eval_episodes)
         pl_module.log("curriculum/success", success, batch_size=1)
         horizon = self.horizon
         raise_, _ = self.should_raise(success, horizon)
         raise_ = trainer.strategy.reduce_boolean_decision(raise_, all=True)
         stop, _ = self.should_stop(success, horizon)
         new_horizon = self.next_horizon(horizon) if raise_ else None
-        env_steps = int(getattr(dm, "env_steps", 0)) * trainer.world_size
         record = {
             "iteration": iteration,
-            "env_steps": env_steps,
+            "env_steps": env_steps(trainer),
             "horizon": horizon,
             "success": success,
             "new_horizon": new_horizon,
@@ -174,21 +168,11 @@ class HorizonCurriculum(L.Callback):
             trainer.should_stop = True
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
-        log_dir.mkdir(parents=True, exist_ok=True)
         summary = {"horizon": self.horizon, "max_horizon": self.max_horizon, "history": self.history}
-        (log_dir / "curriculum.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(trainer, "curriculum.json", summary)
 
     def _datamodule(self, trainer: L.Trainer) -> Any:
-        dm = getattr(trainer, "datamodule", None)
-        if dm is None or not hasattr(dm, "update_task") or not hasattr(dm, "evaluate"):
-            raise ConfigError(
-                "HorizonCurriculum needs a data module with update_task() and evaluate() "
-                "(lightning_memrl.data.RolloutDataModule); pass it to trainer.fit(model, datamodule)"
-            )
-        return dm
+        return rollout_datamodule(trainer, "HorizonCurriculum")
 
     def _task_horizon(self, dm: Any) -> int:
         resolved = get_task_spec(dm.env_name).kwargs(dm.difficulty, **dm.env_kwargs)

@@ -27,6 +27,11 @@ class ResultsJson(L.Callback):
     `env_steps` (all ranks), `wall_s`, `sps` (env steps per second of this run), `stage`, and `config`
     (the saved config's path).
 
+    Other callbacks take part in the final evaluation after `fit` through two optional methods: each
+    callback's `prepare_final_evaluation(trainer)` runs first (a curriculum sets the configured task
+    back), and each `results_fields() -> dict` is added to the file (a curriculum's env steps and wall
+    time to its target).
+
     Args:
         filename: name of the file written into `trainer.log_dir`.
         final_eval_episodes: episodes of the greedy evaluation after `fit` (`None`: the data
@@ -75,12 +80,18 @@ class ResultsJson(L.Callback):
 
     def _final_evaluation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         wall = time.perf_counter() - self._started
+        for callback in trainer.callbacks:
+            if hasattr(callback, "prepare_final_evaluation"):
+                callback.prepare_final_evaluation(trainer)
         was_training = pl_module.training
         pl_module.eval()
         metrics = trainer.datamodule.evaluate(pl_module, self.final_eval_episodes)
         pl_module.train(was_training)
         metrics = {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
         metrics.setdefault("success_rate", None)
+        for callback in trainer.callbacks:
+            if hasattr(callback, "results_fields"):
+                metrics.update(callback.results_fields())
         steps = self._env_steps(trainer)
         self._write(trainer, "fit", metrics, wall, steps, steps - self._env_steps_at_start)
         self._written_this_fit = True

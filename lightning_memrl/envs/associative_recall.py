@@ -52,7 +52,7 @@ class AssociativeRecall(VectorTask):
                 f"associative_recall needs 1 <= num_pairs <= vocab_size ({vocab_size}) so keys can be "
                 f"distinct, got num_pairs={num_pairs}; raise vocab_size or lower num_pairs"
             )
-        if horizon < 2 * num_pairs + 1:
+        if horizon < self.min_horizon(num_pairs=num_pairs):
             raise ValueError(
                 f"associative_recall needs horizon >= 2 * num_pairs + 1 = {2 * num_pairs + 1}, got {horizon}"
             )
@@ -112,6 +112,11 @@ class AssociativeRecall(VectorTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self.tape, self.t)
+
+    @staticmethod
+    def min_horizon(num_pairs: int = 4, **task_kwargs: int) -> int:
+        """The shortest valid episode: the pairs and the query with no delay."""
+        return 2 * num_pairs + 1
 
     @staticmethod
     def chance_level(horizon: int = 19, vocab_size: int = 8, num_pairs: int = 4) -> float:

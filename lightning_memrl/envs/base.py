@@ -109,6 +109,11 @@ class VectorTask(ABC):
         """Success rate of a uniform random policy for these task arguments."""
         raise NotImplementedError
 
+    @staticmethod
+    def min_horizon(**task_kwargs: Any) -> int:
+        """The shortest `horizon` valid with these other task arguments (what a curriculum starts from)."""
+        raise NotImplementedError
+
     def oracle_action(self) -> torch.Tensor:
         """The action a policy that knows the hidden answer takes now (`[N]`, long)."""
         raise NotImplementedError(f"{type(self).__name__} has no oracle")

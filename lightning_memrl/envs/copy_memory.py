@@ -44,7 +44,7 @@ class CopyMemory(ScoredAnswersTask):
             raise ValueError(f"copy_memory needs vocab_size >= 2, got {vocab_size}")
         if seq_len < 1:
             raise ValueError(f"copy_memory needs seq_len >= 1, got {seq_len}")
-        if horizon < 2 * seq_len:
+        if horizon < self.min_horizon(seq_len=seq_len):
             raise ValueError(
                 f"copy_memory needs horizon >= 2 * seq_len = {2 * seq_len} (write + read phases), got {horizon}"
             )
@@ -102,6 +102,11 @@ class CopyMemory(ScoredAnswersTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self.sequence, self.t)
+
+    @staticmethod
+    def min_horizon(seq_len: int = 10, **task_kwargs: int) -> int:
+        """The shortest valid episode: the write and read phases with no delay."""
+        return 2 * seq_len
 
     @staticmethod
     def chance_level(horizon: int = 30, vocab_size: int = 8, seq_len: int = 10) -> float:

@@ -38,7 +38,7 @@ class DelayedCue(VectorTask):
         device: torch.device | str = "cpu",
         seed: int | None = None,
     ):
-        if horizon < 2:
+        if horizon < self.min_horizon():
             raise ValueError(f"delayed_cue needs horizon >= 2 (cue step + query step), got {horizon}")
         if num_cues < 2:
             raise ValueError(f"delayed_cue needs num_cues >= 2, got {num_cues}")
@@ -75,6 +75,11 @@ class DelayedCue(VectorTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self.cue.unsqueeze(1), self.t)
+
+    @staticmethod
+    def min_horizon(**task_kwargs: int) -> int:
+        """The shortest valid episode: the cue step and the query step."""
+        return 2
 
     @staticmethod
     def chance_level(horizon: int = 50, num_cues: int = 4) -> float:

@@ -55,7 +55,7 @@ class DistractorNavigation(VectorTask):
                 f"distractor_navigation needs track_len >= num_distractors + 1 = {num_distractors + 1} "
                 f"(one cell per target), got {track_len}"
             )
-        if horizon < max(1, track_len // 2):
+        if horizon < self.min_horizon(track_len=track_len):
             raise ValueError(
                 f"distractor_navigation needs horizon >= track_len // 2 = {track_len // 2} to reach every "
                 f"cell, got {horizon}"
@@ -128,6 +128,11 @@ class DistractorNavigation(VectorTask):
         cue = self._cue_rows.index_select(0, torch.where(self.t == 0, self.cue, self._no_cue))
         view = self.cell_views.gather(1, self.position.unsqueeze(1)).squeeze(1)
         return cue.add_(self._cell_views.index_select(0, view))
+
+    @staticmethod
+    def min_horizon(track_len: int = 21, **task_kwargs: int) -> int:
+        """The shortest valid episode: enough steps to reach either end of the track from its middle."""
+        return max(1, track_len // 2)
 
     @staticmethod
     def chance_level(horizon: int = 20, track_len: int = 21, num_distractors: int = 2) -> float:

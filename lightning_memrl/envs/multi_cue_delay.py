@@ -49,7 +49,7 @@ class MultiCueDelay(ScoredAnswersTask):
             raise ValueError(
                 f"multi_cue_delay needs 1 <= num_cues <= presentation_len ({presentation_len}), got {num_cues}"
             )
-        if horizon < presentation_len + num_cues:
+        if horizon < self.min_horizon(num_cues=num_cues, presentation_len=presentation_len):
             raise ValueError(
                 f"multi_cue_delay needs horizon >= presentation_len + num_cues = {presentation_len + num_cues}, "
                 f"got {horizon}"
@@ -109,6 +109,11 @@ class MultiCueDelay(ScoredAnswersTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self.window, self.t)
+
+    @staticmethod
+    def min_horizon(num_cues: int = 3, presentation_len: int = 10, **task_kwargs: int) -> int:
+        """The shortest valid episode: the presentation window and the queries with no delay."""
+        return presentation_len + num_cues
 
     @staticmethod
     def chance_level(horizon: int = 23, vocab_size: int = 8, num_cues: int = 3, presentation_len: int = 10) -> float:

@@ -45,7 +45,7 @@ class NBack(VectorTask):
             raise ValueError(f"n_back needs vocab_size >= 2, got {vocab_size}")
         if n < 1:
             raise ValueError(f"n_back needs n >= 1, got {n}")
-        if horizon <= n:
+        if horizon < self.min_horizon(n=n):
             raise ValueError(f"n_back needs horizon > n = {n} (at least one answer), got {horizon}")
         super().__init__(num_envs, device, seed)
         self.horizon = horizon
@@ -101,6 +101,11 @@ class NBack(VectorTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self.recent, self.t)
+
+    @staticmethod
+    def min_horizon(n: int = 2, **task_kwargs: int) -> int:
+        """The shortest valid episode: one answer, at step n."""
+        return n + 1
 
     @staticmethod
     def chance_level(horizon: int = 50, vocab_size: int = 8, n: int = 2) -> float:

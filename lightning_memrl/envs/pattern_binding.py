@@ -62,7 +62,7 @@ class PatternBinding(ScoredAnswersTask):
                 f"pattern_binding needs 1 <= num_patterns <= vocab_size ** pattern_len "
                 f"({vocab_size**pattern_len}) so cue patterns can be distinct, got {num_patterns}"
             )
-        minimum = 2 * (num_patterns + 1) * pattern_len
+        minimum = self.min_horizon(pattern_len=pattern_len, num_patterns=num_patterns)
         if horizon < minimum:
             raise ValueError(
                 f"pattern_binding needs horizon >= 2 * (num_patterns + 1) * pattern_len = {minimum}, got {horizon}"
@@ -145,6 +145,11 @@ class PatternBinding(ScoredAnswersTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self.tape, self.t)
+
+    @staticmethod
+    def min_horizon(pattern_len: int = 3, num_patterns: int = 1, **task_kwargs: int) -> int:
+        """The shortest valid episode: presentation, query and response with no delay."""
+        return 2 * (num_patterns + 1) * pattern_len
 
     @staticmethod
     def chance_level(horizon: int = 22, vocab_size: int = 8, pattern_len: int = 3, num_patterns: int = 1) -> float:

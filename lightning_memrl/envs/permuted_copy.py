@@ -45,7 +45,7 @@ class PermutedCopy(ScoredAnswersTask):
             raise ValueError(f"permuted_copy needs vocab_size >= 2, got {vocab_size}")
         if seq_len < 1:
             raise ValueError(f"permuted_copy needs seq_len >= 1, got {seq_len}")
-        if horizon < 2 * seq_len:
+        if horizon < self.min_horizon(seq_len=seq_len):
             raise ValueError(
                 f"permuted_copy needs horizon >= 2 * seq_len = {2 * seq_len} (write + read phases), got {horizon}"
             )
@@ -112,6 +112,11 @@ class PermutedCopy(ScoredAnswersTask):
 
     def _observe(self) -> torch.Tensor:
         return self._observations(self._tape, self.t)
+
+    @staticmethod
+    def min_horizon(seq_len: int = 10, **task_kwargs: int) -> int:
+        """The shortest valid episode: the write and read phases with no delay."""
+        return 2 * seq_len
 
     @staticmethod
     def chance_level(horizon: int = 30, vocab_size: int = 8, seq_len: int = 10) -> float:

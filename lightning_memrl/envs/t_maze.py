@@ -44,7 +44,7 @@ class TMaze(VectorTask):
         device: torch.device | str = "cpu",
         seed: int | None = None,
     ):
-        if horizon < 2:
+        if horizon < self.min_horizon():
             raise ValueError(f"t_maze needs horizon >= 2 (one corridor move and the turn), got {horizon}")
         time_limit = 2 * horizon if time_limit is None else time_limit
         if time_limit < horizon:
@@ -92,6 +92,11 @@ class TMaze(VectorTask):
         # the cue (codes 0, 1) at step 0, else the corridor (2) or the junction (3)
         code = torch.where(self.t == 0, self.cue, (self.position == self.junction).long() + 2)
         return self._observations.index_select(0, code)
+
+    @staticmethod
+    def min_horizon(**task_kwargs: int) -> int:
+        """The shortest valid episode: one corridor move and the turn."""
+        return 2
 
     @staticmethod
     def chance_level(horizon: int = 1002, time_limit: int | None = None) -> float:

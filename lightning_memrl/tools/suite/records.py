@@ -1,9 +1,9 @@
 """The suite's results file: one JSON line per finished run, with the commit and machine that made it.
 
 A record holds what a run reached (`success`, `return`, `env_steps`, `wall_s`, `sps`, and where the
-run's `results.json` has them, `env_steps_to_target` / `wall_s_to_target`), what it was (`task`,
-`difficulty`, `controller`, `seed`, `horizon`, `config_hash`) and where it came from (`git_commit`,
-`machine`, `finished_at`, `log_dir`). Every field is written here, by code; none is added by hand.
+run's `results.json` has them, a curriculum's `env_steps_to_target` / `wall_s_to_target` and the stage it
+reached), what it was (`task`, `difficulty`, `controller`, `seed`, `horizon`, `config_hash`) and where it
+came from (`git_commit`, `machine`, `finished_at`, `log_dir`). Every field is written here, by code; none is added by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +19,18 @@ from typing import Any
 import lightning_memrl
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.suite.config import SuiteRun
+
+
+# what a curriculum adds to `results.json` (`TaskCurriculum.results_fields`): time to target, how far it got
+CURRICULUM_FIELDS = (
+    "env_steps_to_target",
+    "wall_s_to_target",
+    "target_success",
+    "curriculum_stage",
+    "curriculum_stages",
+    "curriculum_task",
+    "curriculum_success",
+)
 
 
 def make_record(run: SuiteRun, result: dict[str, Any], jobs: int = 1, threads: int | None = None) -> dict[str, Any]:
@@ -45,7 +57,7 @@ def make_record(run: SuiteRun, result: dict[str, Any], jobs: int = 1, threads: i
         "wall_s": result["wall_s"],
         "sps": result.get("sps"),
     }
-    for key in ("env_steps_to_target", "wall_s_to_target", "target_success"):
+    for key in CURRICULUM_FIELDS:
         if key in result:
             record[key] = result[key]
     record.update(

@@ -12,6 +12,7 @@ from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.suite import run as suite_module
 from lightning_memrl.tools.suite.config import deep_merge, flatten, load_suite, nested
 from lightning_memrl.tools.suite.plot import learning_curve
+from lightning_memrl.tools.suite.records import make_record
 from lightning_memrl.tools.suite.run import main, read_records
 
 REPO = Path(__file__).resolve().parents[3]
@@ -247,3 +248,20 @@ def test_config_hash_ignores_where_a_run_logs(tmp_path):
     assert [r.run_dir for r in here] != [r.run_dir for r in there]
     assert [r.config_hash for r in here] == [r.config_hash for r in there]
     assert len({r.config_hash for r in here}) == 2  # the seed is part of what a run is
+
+
+def test_records_keep_what_a_curriculum_reached(tiny_suite):
+    run = load_suite(str(tiny_suite)).runs()[0]
+    result = {"success_rate": 0.5, "return_mean": 0.5, "env_steps": 100, "wall_s": 1.0, "sps": 100.0}
+    curriculum = {
+        "target_success": 0.95,
+        "env_steps_to_target": None,
+        "wall_s_to_target": None,
+        "curriculum_stage": 3,
+        "curriculum_stages": 9,
+        "curriculum_task": {"horizon": 22, "num_cues": 8},
+        "curriculum_success": 0.4,
+    }
+    record = make_record(run, {**result, **curriculum})
+    assert {key: record[key] for key in curriculum} == curriculum
+    assert "curriculum_stage" not in make_record(run, result)
