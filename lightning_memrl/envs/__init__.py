@@ -19,6 +19,7 @@ from lightning_memrl.envs.registry import (
     register_task,
     task_names,
 )
+from lightning_memrl.envs.schedule import task_schedule
 from lightning_memrl.envs.t_maze import TMaze
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "make_task",
     "register_task",
     "task_names",
+    "task_schedule",
 ]
