@@ -3,7 +3,8 @@
 A record holds what a run reached (`success`, `return`, `env_steps`, `wall_s`, `sps`, and where the
 run's `results.json` has them, a curriculum's `env_steps_to_target` / `wall_s_to_target` and the stage it
 reached), what it was (`task`, `difficulty`, `controller`, `seed`, `horizon`, `config_hash`) and where it
-came from (`git_commit`, `machine`, `finished_at`, `log_dir`). Every field is written here, by code; none is added by hand.
+came from (`git_commit`, `machine`, `finished_at`, `log_dir`). Every field is written here, by code; none
+is added by hand.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import lightning_memrl
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.suite.config import SuiteRun
-
 
 # what a curriculum adds to `results.json` (`TaskCurriculum.results_fields`): time to target, how far it got
 CURRICULUM_FIELDS = (
