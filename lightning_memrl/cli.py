@@ -62,8 +62,15 @@ class MemRLCLI(LightningCLI):
     def before_fit(self) -> None:
         self._resolve_last_checkpoint()
 
+    def before_validate(self) -> None:
+        self._resolve_last_checkpoint()
+
+    def before_test(self) -> None:
+        self._resolve_last_checkpoint()
+
     def _resolve_last_checkpoint(self) -> None:
-        """`--ckpt_path last` continues the newest run under `trainer.default_root_dir`.
+        """`--ckpt_path last` continues (fit) or evaluates (validate, test) the newest run's `last.ckpt`
+        under `trainer.default_root_dir`.
 
         Lightning alone looks only in the new run's (empty) checkpoint dir and silently starts over.
         """

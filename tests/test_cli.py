@@ -165,6 +165,16 @@ def test_ckpt_path_last_continues_the_newest_run(tmp_path, capsys):
     assert (first / "checkpoints" / "last.ckpt").exists()
 
 
+@pytest.mark.parametrize("stage", ["validate", "test"])
+def test_ckpt_path_last_evaluates_the_newest_checkpoint(tmp_path, capsys, stage):
+    """`memrl test --ckpt_path last` (and validate) loads the newest last.ckpt, as fit does; Lightning alone
+    finds no checkpoint in a fresh process."""
+    assert main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path)]) == 0
+    checkpoint = _log_dir(capsys) / "checkpoints" / "last.ckpt"
+    cli = MemRLCLI(args=[stage, *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"])
+    assert Path(cli.trainer.ckpt_path) == checkpoint
+
+
 def test_ckpt_path_last_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"]) == 2
     assert "no last.ckpt under trainer.default_root_dir" in capsys.readouterr().err
