@@ -201,6 +201,14 @@ class RecurrentPPO(L.LightningModule):
             _, state = self._features_sequence(obs, state, reset)
         return state
 
+    @torch.no_grad()
+    def end_rollout(
+        self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
+    ) -> None:
+        """After a rollout's GAE (`[T, N]` each): the memory learns its outcome (episodic returns, gated writes)."""
+        if self.memory is not None:
+            self.memory.end_rollout(advantages, rewards, terminated, truncated)
+
     def _return_scale_value(self, features: torch.Tensor) -> torch.Tensor:
         value = self.critic(features).squeeze(-1).float()
         return value if self.value_normalizer is None else self.value_normalizer.denormalize(value)

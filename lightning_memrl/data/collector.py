@@ -197,6 +197,7 @@ class RolloutCollector:
         advantages, returns = compute_gae(
             rewards, values, next_values, terminated, truncated, self.gamma, self.gae_lambda
         )
+        policy.end_rollout(advantages, rewards, terminated, truncated)
         stats = {
             "episodes": finished_count,
             "episode_return": finished_return / finished_count.clamp_min(1),

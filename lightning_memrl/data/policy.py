@@ -42,3 +42,8 @@ class RecurrentPolicy(Protocol):
     def advance_state(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         """The state after steps `obs [N, T, D]`, `reset [N, T]` from `state`, without acting or writing
         to a memory: how training replays a burn-in prefix."""
+
+    def end_rollout(
+        self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
+    ) -> None:
+        """Learn a finished rollout's outcome (`[T, N]` each, after GAE; the collector calls it once per rollout)."""

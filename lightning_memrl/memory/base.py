@@ -53,6 +53,15 @@ class Memory(nn.Module, ABC):
         """
         return nullcontext()
 
+    def end_rollout(
+        self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
+    ) -> None:
+        """Called once after each rollout's GAE with its `[T, N]` advantages, rewards and episode ends.
+
+        Memories whose state is all recurrent need nothing; a shared store learns the outcome of its
+        entries here (`EpisodicMemory`: episode returns, advantage-gated writes).
+        """
+
     def diagnostics(self) -> dict[str, torch.Tensor]:
         """Detached scalars describing the last call (gate mean, slot usage, ...), for logging."""
         return {}

@@ -8,7 +8,10 @@ from it and re-rank them exactly with the stored keys (so recall stays high with
 On CUDA, faiss-GPU is used when faiss reports GPUs; otherwise the exact torch search runs on the GPU.
 
 Every entry has a unique, increasing id (`uid`, also its faiss id), a `tick` (the acting step
-that wrote it) and an `env` (the id of the env row that wrote it; -1 when not given).
+that wrote it) and an `env` (the id of the env row that wrote it; -1 when not given). What
+consolidation needs rides along: the `episode` id (-1 when not given), the episode's `return` (NaN
+until it is known: `set_returns` after the episode ends) and the uid of the entry that followed in
+the same episode (`successor`, -1 when none: `link`). An entry's age is the clock minus its tick.
 `search(..., before_tick=...)` only returns entries written before a given tick, which is what makes
 replayed reads equal acting-time reads (see `EpisodicMemory`). `search(..., env=, since_tick=)`
 further keeps only the entries of one env written in `[since_tick, before_tick)` (one episode of one
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from lightning_utilities.core.imports import RequirementCache
 
 from lightning_memrl.errors import ConfigError, MissingDependencyError
+from lightning_memrl.hippocampal.search import top_k_similar
 
 _FAISS_AVAILABLE = RequirementCache("faiss-cpu", "faiss") or RequirementCache("faiss-gpu", "faiss")
 BACKENDS = ("auto", "exact", "ivfpq")
@@ -96,6 +100,9 @@ class VectorStore:
         self.values = torch.zeros(capacity, value_size, device=self.device)
         self.ticks = torch.zeros(capacity, dtype=torch.long, device=self.device)
         self.envs = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
+        self.episodes = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
+        self.returns = torch.full((capacity,), float("nan"), device=self.device)
+        self.successors = torch.full((capacity,), -1, dtype=torch.long, device=self.device)
         self.next_uid = 0  # uid of the next write; entries hold uids [next_uid - size, next_uid)
         self.size = 0
         self.rebuilds = 0
@@ -123,12 +130,23 @@ class VectorStore:
         """Slots of the stored entries in uid order `[size]`."""
         return self._slots(self.first_uid, self.size)
 
+    def ordered_slots(self) -> torch.Tensor:
+        """Slots of the stored entries, oldest first `[size]`."""
+        return self._ordered()
+
+    def slots_of(self, uids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(slot, stored)` of `uids [M]`: where each lives, and whether it is still stored (not evicted, not -1)."""
+        uids = uids.to(self.device)
+        return uids.clamp_min(0) % self.capacity, (uids >= self.first_uid) & (uids < self.next_uid)
+
+    def _columns(self) -> tuple[str, ...]:
+        return ("keys", "values", "ticks", "envs", "episodes", "returns", "successors")
+
     def to(self, device: torch.device | str) -> VectorStore:
         """Move the stored tensors (the faiss index stays on its own device)."""
         self.device = torch.device(device)
-        self.keys, self.values, self.ticks, self.envs = (
-            t.to(self.device) for t in (self.keys, self.values, self.ticks, self.envs)
-        )
+        for name in self._columns():
+            setattr(self, name, getattr(self, name).to(self.device))
         return self
 
     def _wants_ivfpq(self) -> bool:
@@ -142,8 +160,10 @@ class VectorStore:
         values: torch.Tensor,
         ticks: torch.Tensor | int = 0,
         envs: torch.Tensor | int = -1,
+        episodes: torch.Tensor | int = -1,
     ) -> torch.Tensor:
-        """Insert `keys [N, D]`, `values [N, V]` written at `ticks [N]` by env rows `envs [N]`; returns uids `[N]`.
+        """Insert `keys [N, D]`, `values [N, V]` written at `ticks [N]` by env rows `envs [N]` in episodes
+        `episodes [N]`; returns uids `[N]`. Returns and successors start unknown.
 
         Ticks must be non-decreasing across writes for `before_tick` searches without `env`; searches
         filtered by `env` compare ticks directly and need no order.
@@ -156,11 +176,12 @@ class VectorStore:
         n = keys.shape[0]
         ticks = torch.as_tensor(ticks, dtype=torch.long, device=self.device).expand(n)
         envs = torch.as_tensor(envs, dtype=torch.long, device=self.device).expand(n)
+        episodes = torch.as_tensor(episodes, dtype=torch.long, device=self.device).expand(n)
         if n > self.capacity:  # only the newest `capacity` rows survive; the rest get uids but no slot
             self._evict(self.size)
             self.next_uid += n - self.capacity
             keys, values = keys[-self.capacity :], values[-self.capacity :]
-            ticks, envs = ticks[-self.capacity :], envs[-self.capacity :]
+            ticks, envs, episodes = ticks[-self.capacity :], envs[-self.capacity :], episodes[-self.capacity :]
             n = self.capacity
         self._evict(max(0, self.size + n - self.capacity))
         slots = self._slots(self.next_uid, n)
@@ -169,6 +190,9 @@ class VectorStore:
         self.values[slots] = values.to(self.device, torch.float32)
         self.ticks[slots] = ticks
         self.envs[slots] = envs
+        self.episodes[slots] = episodes
+        self.returns[slots] = float("nan")
+        self.successors[slots] = -1
         new_uids = np.arange(self.next_uid, self.next_uid + n, dtype=np.int64)
         self.next_uid += n
         self.size += n
@@ -178,6 +202,31 @@ class VectorStore:
         elif self.size >= self.train_threshold and self._wants_ivfpq():
             self.rebuild()
         return torch.arange(self.next_uid - n, self.next_uid, device=self.device)
+
+    @torch.no_grad()
+    def set_returns(self, episodes: torch.Tensor, returns: torch.Tensor) -> None:
+        """Give every stored entry of episode `episodes[i]` the return `returns[i]` (`[E]` each)."""
+        if episodes.numel() == 0 or self.size == 0:
+            return
+        order = episodes.to(self.device).argsort()
+        ids, values = episodes.to(self.device)[order], returns.to(self.device, torch.float32)[order]
+        pos = torch.searchsorted(ids, self.episodes).clamp_max(ids.numel() - 1)
+        hit = (ids[pos] == self.episodes) & (self.episodes >= 0)
+        self.returns = torch.where(hit, values[pos], self.returns)
+
+    @torch.no_grad()
+    def link(self, uids: torch.Tensor, successors: torch.Tensor) -> None:
+        """Record that entry `successors[i]` followed entry `uids[i]` in one episode (`[M]` each; evicted: skipped)."""
+        slots, stored = self.slots_of(uids)
+        self.successors[slots[stored]] = successors.to(self.device)[stored]
+
+    @torch.no_grad()
+    def set_keys(self, keys: torch.Tensor) -> None:
+        """Replace every stored key, `keys [size, D]` oldest first (re-encoded keys). A trained index is then
+        stale: rebuild it (`rebuild`) before the next search."""
+        if keys.shape != (self.size, self.key_size):
+            raise ValueError(f"VectorStore.set_keys expects [{self.size}, {self.key_size}], got {tuple(keys.shape)}")
+        self.keys[self._ordered()] = F.normalize(keys.to(self.device, torch.float32), dim=-1)
 
     def _evict(self, count: int) -> None:
         """Drop the `count` oldest entries."""
@@ -273,17 +322,16 @@ class VectorStore:
         first_slot = self.first_uid % self.capacity
         offset = (torch.arange(self.capacity, device=self.device) - first_slot) % self.capacity
         uids = self.first_uid + offset  # uid held by each slot (valid where offset < size)
-        empty = offset >= self.size
+        empty = (offset >= self.size)[None, :]
         kk = min(k, self.size)
         for start in range(0, n, chunk):
-            scores = (q[start : start + chunk] @ self.keys.T).masked_fill(empty, float("-inf"))
+            hidden = empty
             if bound is not None:
-                scores = scores.masked_fill(uids[None, :] >= bound[start : start + chunk, None], float("-inf"))
+                hidden = hidden | (uids[None, :] >= bound[start : start + chunk, None])
             if window is not None:
                 env, since, before = (w[start : start + chunk, None] for w in window)
-                hidden = (self.envs != env) | (self.ticks < since) | (self.ticks >= before)
-                scores = scores.masked_fill(hidden, float("-inf"))
-            top, pos = scores.topk(kk, dim=-1)
+                hidden = hidden | (self.envs != env) | (self.ticks < since) | (self.ticks >= before)
+            top, pos = top_k_similar(q[start : start + chunk], self.keys, kk, hidden)
             sims[start : start + chunk, :kk] = top
             slots[start : start + chunk, :kk] = torch.where(torch.isfinite(top), pos, -1)
         return sims, slots
@@ -350,10 +398,7 @@ class VectorStore:
             faiss = _import_faiss()
             index_bytes = torch.from_numpy(faiss.serialize_index(self.index).copy())
         return {
-            "keys": self.keys[order].cpu(),
-            "values": self.values[order].cpu(),
-            "ticks": self.ticks[order].cpu(),
-            "envs": self.envs[order].cpu(),
+            **{name: getattr(self, name)[order].cpu() for name in self._columns()},
             "next_uid": self.next_uid,
             "rebuilds": self.rebuilds,
             "index": index_bytes,
@@ -371,7 +416,9 @@ class VectorStore:
         self.keys[slots] = state["keys"].to(self.device)
         self.values[slots] = state["values"].to(self.device)
         self.ticks[slots] = state["ticks"].to(self.device)
-        self.envs[slots] = state["envs"].to(self.device) if "envs" in state else -1  # checkpoints before envs
+        # checkpoints from before these columns: not known
+        for name, unknown in (("envs", -1), ("episodes", -1), ("returns", float("nan")), ("successors", -1)):
+            getattr(self, name)[slots] = state[name].to(self.device) if name in state else unknown
         self.index = self._gpu_index = None
         if state["index"] is not None:
             self.index = _import_faiss().deserialize_index(state["index"].numpy())

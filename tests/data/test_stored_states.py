@@ -71,6 +71,13 @@ MEMORIES = {
     "miras": lambda: DualTierMiras(query_size=16, memory_dim=8, deep_hidden=8, chunk_size=4),
     "pseudo_mode": lambda: PseudoModeMemory(query_size=16, num_slots=4, slot_dim=8),
     "episodic_episode": lambda: EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", scope="episode"),
+    # a key encoder (reads through its online half, keys from its target) and advantage-gated writes after GAE
+    "episodic_gated": lambda: EpisodicMemory(
+        16, 8, k=4, capacity=1000, backend="exact", key_size=8, write_gate="abs_adv", write_quantile=0.5
+    ),
+    "episodic_env_keyed": lambda: EpisodicMemory(
+        16, 8, k=4, capacity=1000, backend="exact", scope="env", key_size=8, key_hidden=16
+    ),
 }
 
 
@@ -91,6 +98,24 @@ def test_replay_with_a_memory_gives_acting_log_probs_and_values(burn_in, memory,
             ratio = (log_prob - batch.log_probs).exp()
             torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
             torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gate", ["abs_adv", "pos_adv"])
+def test_replay_is_exact_around_advantage_gated_writes(gate):
+    """Gated writes land after GAE, between acting and training: the replay of that rollout must not see them,
+    the next rollout's acting and replay must."""
+    dm = _datamodule(burn_in=3)
+    memory = EpisodicMemory(16, 8, k=4, capacity=1000, backend="exact", key_size=8, write_gate=gate, write_quantile=0.5)
+    agent = _sensitive_agent(GRU(16), dm, memory=memory)
+    sizes = []
+    for _iteration in range(3):
+        for batch in dm.iterate(agent):
+            log_prob, _, value = agent.evaluate_sequences(batch)
+            torch.testing.assert_close((log_prob - batch.log_probs).exp(), torch.ones_like(log_prob), atol=1e-5, rtol=0)
+            torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
+        sizes.append(memory.store.size)
+        assert memory.diagnostics()["hit_rate"] > 0 or _iteration == 0  # later rollouts read earlier commits
+    assert 0 < sizes[0] < sizes[1] < sizes[2] <= 0.6 * 3 * 6 * 24  # about half of each rollout's steps (ties)
 
 
 def test_a_zeroed_stored_state_would_be_caught():

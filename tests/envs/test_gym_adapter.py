@@ -61,6 +61,9 @@ class _ValueIsObservation:
     def predict_value(self, obs, state, reset):
         return 10 * obs[:, 0]
 
+    def end_rollout(self, advantages, rewards, terminated, truncated):
+        pass
+
 
 def test_truncation_bootstraps_from_the_final_observation_and_no_reset_step_is_stored():
     env = make_task("gym:Counter-v0", 2, seed=0, terminate_at=5)  # always truncated after 3 steps

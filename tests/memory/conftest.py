@@ -22,6 +22,13 @@ def _random_age_bias(memory):
     return memory
 
 
+def _random_gate(memory):
+    """The fusion gate starts query-blind (zero weights), which would hide its dependence on the query."""
+    with torch.no_grad():
+        memory.gate.weight.copy_(torch.randn(memory.gate.weight.shape, generator=torch.Generator().manual_seed(4)))
+    return memory
+
+
 MEMORIES = {
     "pseudo_mode": lambda: PseudoModeMemory(QUERY, num_slots=4, slot_dim=6),
     "pmm": lambda: PMM(QUERY, num_slots=4, slot_dim=8, num_heads=2),
@@ -39,5 +46,14 @@ MEMORIES = {
             DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
             KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3),
         ]
+    ),
+    "parallel_gate": lambda: _random_gate(
+        ParallelMemory(
+            [
+                DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
+                KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3),
+            ],
+            fusion="gate",
+        )
     ),
 }
