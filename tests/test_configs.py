@@ -34,6 +34,7 @@ COMPOSED = [
     ],
     ["experiments/delayed_cue_h200_curriculum.yaml", "models/memories/ring.yaml"],
     ["experiments/episodic_delayed_cue.yaml", "models/memories/episodic_faiss.yaml", "callbacks/faiss_rebuild.yaml"],
+    ["experiments/episodic_delayed_cue.yaml", "models/memories/episodic_sleep.yaml", "callbacks/sleep.yaml"],
     ["quickstart.yaml", "models/memories/kv.yaml", "callbacks/kl_stop.yaml"],
     ["quickstart.yaml", "models/memories/kv.yaml", "callbacks/curriculum.yaml"],
     *[[task, model] for task in CONTROLLER_TASKS for model in CONTROLLER_MODELS],

@@ -19,7 +19,9 @@ class FaissIndexRebuild(L.Callback):
     `every_n_iterations` iterations, or when its IVF list imbalance (1.0 = even lists) passes
     `imbalance_threshold`. Logs `episodic/rebuild_seconds`, `episodic/list_imbalance` and
     `episodic/recall@k` (the index against exact search on `recall_sample` stored keys).
-    Rebuilding at the iteration's end keeps acting and the next update on one index.
+    Rebuilding at the iteration's end keeps acting and the next update on one index. An index rebuilt
+    by someone else (`MemoryConsolidation`, after re-encoding the keys; list it first in the callback
+    stack) restarts the count of iterations, so the two do not rebuild the same keys twice.
 
     Args:
         every_n_iterations: rebuild period in iterations (`None`: no periodic rebuild).
@@ -46,6 +48,7 @@ class FaissIndexRebuild(L.Callback):
         self.recall_sample, self.k = recall_sample, k
         self.last_rebuild = 0  # iteration count at the last rebuild
         self.rebuilds = 0
+        self.seen_store_rebuilds: int | None = None  # the stores' own rebuild count when last looked at
 
     @property
     def state_key(self) -> str:
@@ -66,6 +69,10 @@ class FaissIndexRebuild(L.Callback):
         if not memories:
             return
         iteration = trainer.current_epoch + 1
+        store_rebuilds = sum(m.store.rebuilds for m in memories)
+        if self.seen_store_rebuilds is not None and store_rebuilds != self.seen_store_rebuilds:
+            self.last_rebuild = iteration  # rebuilt since this callback's last look
+        self.seen_store_rebuilds = store_rebuilds
         act = any(self.should_rebuild(iteration, m.store.list_imbalance())[0] for m in memories)
         if not trainer.strategy.reduce_boolean_decision(act, all=False):
             return
@@ -73,24 +80,34 @@ class FaissIndexRebuild(L.Callback):
             self._rebuild(pl_module, memory, "" if len(memories) == 1 else f"_{i}")
         self.last_rebuild = iteration
         self.rebuilds += 1
+        self.seen_store_rebuilds = sum(m.store.rebuilds for m in memories)
 
     def _rebuild(self, pl_module: L.LightningModule, memory: EpisodicMemory, suffix: str) -> None:
-        store = memory.store
-        start = time.perf_counter()
-        store.rebuild(seed=self.rebuilds)
-        metrics = {
-            f"episodic/rebuild_seconds{suffix}": time.perf_counter() - start,
-            f"episodic/list_imbalance{suffix}": store.list_imbalance(),
-        }
-        if self.recall_sample:
-            g = torch.Generator().manual_seed(self.rebuilds)
-            rows = torch.randperm(store.size, generator=g)[: self.recall_sample].to(store.device)
-            slots = (store.first_uid + rows) % store.capacity
-            metrics[f"episodic/recall@{self.k}{suffix}"] = store.recall_at_k(store.keys[slots], self.k)
-        pl_module.log_dict(metrics, batch_size=1)
+        metrics = rebuild_index(memory, seed=self.rebuilds, recall_sample=self.recall_sample, k=self.k)
+        pl_module.log_dict({f"episodic/{name}{suffix}": value for name, value in metrics.items()}, batch_size=1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last_rebuild": self.last_rebuild, "rebuilds": self.rebuilds}
+        return {"last_rebuild": self.last_rebuild, "rebuilds": self.rebuilds, "seen": self.seen_store_rebuilds}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.last_rebuild, self.rebuilds = state_dict["last_rebuild"], state_dict["rebuilds"]
+        self.seen_store_rebuilds = state_dict.get("seen")
+
+
+def rebuild_index(memory: EpisodicMemory, *, seed: int, recall_sample: int = 256, k: int = 10) -> dict[str, float]:
+    """Retrain `memory`'s IVF-PQ index on its current keys and re-add every entry: the one rebuild path
+    (`FaissIndexRebuild` on schedule, `MemoryConsolidation` after re-encoding the keys).
+
+    Returns `rebuild_seconds`, `list_imbalance` and, with `recall_sample` > 0, `recall@k` (the index
+    against exact search, queried with `recall_sample` stored keys).
+    """
+    store = memory.store
+    start = time.perf_counter()
+    store.rebuild(seed=seed)
+    metrics = {"rebuild_seconds": time.perf_counter() - start, "list_imbalance": store.list_imbalance()}
+    if recall_sample:
+        g = torch.Generator().manual_seed(seed)
+        rows = torch.randperm(store.size, generator=g)[:recall_sample].to(store.device)
+        slots = (store.first_uid + rows) % store.capacity
+        metrics[f"recall@{k}"] = store.recall_at_k(store.keys[slots], k)
+    return metrics

@@ -59,4 +59,30 @@ def test_rebuilds_on_schedule_and_keeps_every_vector(tmp_path):
     assert "episodic/rebuild_seconds" in trainer.callback_metrics
     restored = FaissIndexRebuild(every_n_iterations=2)
     restored.load_state_dict(cb.state_dict())
-    assert restored.state_dict() == {"last_rebuild": 4, "rebuilds": 2}
+    assert restored.state_dict() == {"last_rebuild": 4, "rebuilds": 2, "seen": 3}
+
+
+class _RebuildAt(L.Callback):
+    """Someone else (MemoryConsolidation after re-encoding) rebuilds the index at the end of one iteration."""
+
+    def __init__(self, memory, iteration):
+        self.memory, self.iteration = memory, iteration
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.iteration:
+            self.memory.store.rebuild(seed=7)
+
+
+def test_a_rebuild_by_another_callback_restarts_the_count(tmp_path):
+    faiss = pytest.importorskip("faiss")
+    faiss.omp_set_num_threads(1)
+    memory = EpisodicMemory(16, 4, backend="ivfpq", nlist=4, m=4, nbits=4, nprobe=4, train_threshold=200)
+    memory.store.add(torch.randn(300, 16), torch.randn(300, 16))
+    cb = FaissIndexRebuild(every_n_iterations=2, recall_sample=0)
+    trainer = L.Trainer(
+        max_epochs=4, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+        enable_model_summary=False, callbacks=[_RebuildAt(memory, 2), cb], default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(_WithMemory(memory))
+    # without the other rebuild at iteration 2, this callback would rebuild at 2 and 4
+    assert cb.rebuilds == 1 and cb.last_rebuild == 4 and memory.store.rebuilds == 3
