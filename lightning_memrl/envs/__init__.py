@@ -3,6 +3,7 @@
 from lightning_memrl.envs.associative_recall import AssociativeRecall
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.copy_memory import CopyMemory
+from lightning_memrl.envs.cross_episode_recall import CrossEpisodeRecall
 from lightning_memrl.envs.delayed_cue import DelayedCue
 from lightning_memrl.envs.distractor_navigation import DistractorNavigation
 from lightning_memrl.envs.gym_adapter import GymVectorTask, make_gym_task
@@ -23,6 +24,7 @@ from lightning_memrl.envs.schedule import task_schedule
 from lightning_memrl.envs.t_maze import TMaze
 
 __all__ = [
+    "CrossEpisodeRecall",
     "DIFFICULTIES",
     "GymVectorTask",
     "action_spec",

@@ -16,6 +16,7 @@ import torch
 from lightning_memrl.envs.associative_recall import AssociativeRecall
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.copy_memory import CopyMemory
+from lightning_memrl.envs.cross_episode_recall import CrossEpisodeRecall
 from lightning_memrl.envs.delayed_cue import DelayedCue
 from lightning_memrl.envs.distractor_navigation import DistractorNavigation
 from lightning_memrl.envs.gym_adapter import make_gym_task
@@ -251,6 +252,21 @@ register_task(
             "medium": {"horizon": 200},
             "hard": {"horizon": 1000},
             "extreme": {"horizon": 5000},
+        },
+        target_success=_DECISION_TARGETS,
+    )
+)
+# Memory across episodes: the horizon is the presets' range, but the recall spans `lag` whole episodes.
+register_task(
+    TaskSpec(
+        name="cross_episode_recall",
+        cls=CrossEpisodeRecall,
+        defaults={"horizon": 3, "num_values": 4, "key_size": 8, "lag": 1},
+        difficulties={
+            "easy": {"horizon": 50, "num_values": 4, "key_size": 8, "lag": 1},
+            "medium": {"horizon": 200, "num_values": 8, "key_size": 8, "lag": 2},
+            "hard": {"horizon": 1000, "num_values": 8, "key_size": 16, "lag": 4},
+            "extreme": {"horizon": 5000, "num_values": 16, "key_size": 16, "lag": 8},
         },
         target_success=_DECISION_TARGETS,
     )

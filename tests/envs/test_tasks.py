@@ -35,6 +35,7 @@ SHORT = {
     "pattern_binding": ({"horizon": 9, "vocab_size": 2, "pattern_len": 2, "num_patterns": 1}, 0.5),
     "permuted_copy": ({"horizon": 5, "vocab_size": 2, "seq_len": 2}, 0.5),
     "t_maze": ({"horizon": 3, "time_limit": 8}, None),  # return == success for the T-maze
+    "cross_episode_recall": ({"horizon": 3, "num_values": 2, "key_size": 2, "lag": 1}, 0.5),
 }
 
 
