@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from lightning_memrl.agents.distributions import ActionHead
 from lightning_memrl.agents.ppo_loss import ppo_loss
@@ -21,6 +22,9 @@ from lightning_memrl.errors import ConfigError, TrainingDivergedError
 from lightning_memrl.memory.base import Memory
 from lightning_memrl.specs import EnvSpec
 from lightning_memrl.state import State, detach_state
+
+EVALUATION_METRICS = {"success_rate": "success_rate", "return": "return_mean", "episode_length": "length_mean"}
+"""Logged name -> key of `data.evaluation.evaluate`'s metrics."""
 
 
 def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -118,6 +122,9 @@ class RecurrentPPO(L.LightningModule):
         self.value_normalizer = ValueNormalizer(value_norm_beta) if normalize_values else None
         self.skip_rest_of_iteration = False
         self._nonfinite = torch.zeros((), dtype=torch.bool)
+        self.evaluation_means = nn.ModuleDict(
+            {f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in EVALUATION_METRICS}
+        )
 
     # --- the recurrent core ---------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -322,10 +329,13 @@ class RecurrentPPO(L.LightningModule):
         self._log_evaluation("test", batch)
 
     def _log_evaluation(self, stage: str, metrics: dict[str, torch.Tensor]) -> None:
-        if "success_rate" in metrics:  # envs that report no success are evaluated by return only
-            self.log(f"{stage}/success_rate", metrics["success_rate"], batch_size=1, sync_dist=True)
-        self.log(f"{stage}/return", metrics["return_mean"], batch_size=1, sync_dist=True)
-        self.log(f"{stage}/episode_length", metrics["length_mean"], batch_size=1, sync_dist=True)
+        """Log `{stage}/success_rate`, `/return`, `/episode_length`: means over every episode of every DDP rank
+        (each evaluation weighted by its episodes; torchmetrics syncs the sums across ranks at epoch end)."""
+        for name, key in EVALUATION_METRICS.items():
+            if key in metrics:  # envs that report no success are evaluated by return only
+                mean = self.evaluation_means[f"{stage}_{name}"]
+                mean.update(metrics[key], weight=metrics["episodes"])
+                self.log(f"{stage}/{name}", mean, batch_size=1)
 
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

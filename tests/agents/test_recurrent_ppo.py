@@ -3,6 +3,7 @@
 import lightning as L
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.controllers import GRU, LSTM
@@ -46,6 +47,21 @@ def test_logs_the_promised_metrics():
     }  # fmt: skip
     assert expected <= set(trainer.callback_metrics)
     assert float(trainer.callback_metrics["time/env_steps"]) == 2 * 8 * 16
+
+
+def test_evaluation_metrics_are_means_over_episodes_not_over_evaluations():
+    """Two evaluations of 1 and 3 episodes: the logged means weigh each episode once (torchmetrics' MeanMetric,
+    the same sums pooled over DDP ranks), not each evaluation once."""
+    _, agent = _tiny()
+    evaluations = [
+        {"success_rate": torch.tensor(1.0), "return_mean": torch.tensor(2.0), "length_mean": torch.tensor(4.0),
+         "episodes": torch.tensor(1.0)},
+        {"success_rate": torch.tensor(0.0), "return_mean": torch.tensor(6.0), "length_mean": torch.tensor(8.0),
+         "episodes": torch.tensor(3.0)},
+    ]  # fmt: skip
+    (logged,) = _trainer().validate(agent, dataloaders=DataLoader(evaluations, batch_size=None), verbose=False)
+    assert logged["val/success_rate"] == pytest.approx(0.25)
+    assert logged["val/return"] == pytest.approx(5.0) and logged["val/episode_length"] == pytest.approx(7.0)
 
 
 def test_nan_loss_stops_with_the_iteration_and_causes():
