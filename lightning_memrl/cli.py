@@ -6,11 +6,14 @@ checkpoints and writes `results.json`. The `memrl` command itself (and its tools
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from jsonargparse.typing import register_type
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
@@ -19,6 +22,21 @@ from lightning_memrl.agents.recurrent_ppo import RecurrentPPO
 from lightning_memrl.callbacks.results import ResultsJson
 from lightning_memrl.data.datamodule import RolloutDataModule
 from lightning_memrl.errors import ConfigError
+from lightning_memrl.specs import EnvSpec
+
+# The env spec reaches `model.env_spec` by a link, and back from a checkpoint's hyperparameters (`memrl test
+# --ckpt_path ...`): as a dict in dumped configs, not jsonargparse's "Unable to serialize instance" warning.
+register_type(EnvSpec, serializer=dataclasses.asdict, deserializer=lambda value: EnvSpec(**value))
+
+
+class _NoLoggingServiceTip(logging.Filter):
+    """Drops Lightning's advertisement for a logging service printed at every Trainer start (nothing else)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip: For seamless cloud logging")
+
+
+_TIP_FILTER = _NoLoggingServiceTip()
 
 TRAINER_DEFAULTS = {
     "max_epochs": 100,
@@ -38,6 +56,9 @@ class MemRLCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs):
         # Tools (suite, benchmarks, tests) drive the CLI with explicit args inside another command.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        if _TIP_FILTER not in rank_zero_logger.filters:
+            rank_zero_logger.addFilter(_TIP_FILTER)
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
@@ -64,15 +85,31 @@ class MemRLCLI(LightningCLI):
 
     def before_validate(self) -> None:
         self._resolve_last_checkpoint()
+        self._quiet_checkpoint_restore()
+
+    def after_validate(self) -> None:
+        self._quiet.__exit__(None, None, None)
 
     def before_test(self) -> None:
         self._resolve_last_checkpoint()
+        self._quiet_checkpoint_restore()
+
+    def after_test(self) -> None:
+        self._quiet.__exit__(None, None, None)
+
+    def _quiet_checkpoint_restore(self) -> None:
+        """validate and test write no checkpoint: silence (until `after_*`) the ModelCheckpoint's warning that
+        its state restored from the trained run points at that run's directory."""
+        self._quiet = warnings.catch_warnings()
+        self._quiet.__enter__()
+        warnings.filterwarnings("ignore", message="The dirpath has changed from")
 
     def _resolve_last_checkpoint(self) -> None:
         """`--ckpt_path last` continues (fit) or evaluates (validate, test) the newest run's `last.ckpt`
         under `trainer.default_root_dir`.
 
-        Lightning alone looks only in the new run's (empty) checkpoint dir and silently starts over.
+        Lightning alone looks only in the new run's (empty) checkpoint dir: fit silently starts over, test
+        silently evaluates untrained weights.
         """
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") != "last":

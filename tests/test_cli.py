@@ -1,6 +1,7 @@
 """`memrl` end to end: fit writes results.json, test reloads a checkpoint, bad input gets clear errors."""
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_fit_then_test_from_checkpoint(tmp_path, capsys):
     assert main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path)]) == 0
     log_dir = _log_dir(capsys)
     results = json.loads((log_dir / "results.json").read_text())
-    assert results["stage"] == "fit"
+    assert results["stage"] == "fit" and results["device"] == "cpu"
     assert 0.0 <= results["success_rate"] <= 1.0
     assert results["env_steps"] == 2 * 16 * 64
     assert results["wall_s"] > 0 and results["sps"] > 0
@@ -45,11 +46,18 @@ def test_fit_then_test_from_checkpoint(tmp_path, capsys):
     ckpt = log_dir / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
 
-    assert main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", str(ckpt)]) == 0
+    # `--ckpt_path last` tests the trained run (Lightning alone tested untrained weights, with a warning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"]) == 0
     test_dir = _log_dir(capsys)
     test_results = json.loads((test_dir / "results.json").read_text())
-    assert test_results["stage"] == "test"
-    assert 0.0 <= test_results["success_rate"] <= 1.0
+    assert test_results["stage"] == "test" and test_results["checkpoint"] == str(ckpt)
+    assert 0.0 <= test_results["success_rate"] <= 1.0 and test_results["device"] == "cpu"
+    assert not {"sps", "wall_s", "env_steps"} & set(test_results), "a test trains nothing: no speed"
+    messages = " ".join(str(w.message) for w in caught)
+    for noise in ("Unable to serialize", "dirpath has changed", "no last checkpoint available"):
+        assert noise not in messages, noise
 
 
 def test_callback_stacks_compose(tmp_path, capsys):

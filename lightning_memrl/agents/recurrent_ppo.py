@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from typing import Any
 
@@ -23,6 +24,7 @@ from lightning_memrl.memory.base import Memory
 from lightning_memrl.specs import EnvSpec
 from lightning_memrl.state import State, detach_state
 
+LOG_INTERVAL_WARNING = r"The number of training batches \(\d+\) is smaller than the logging interval"
 EVALUATION_METRICS = {"success_rate": "success_rate", "return": "return_mean", "episode_length": "length_mean"}
 """Logged name -> key of `data.evaluation.evaluate`'s metrics."""
 
@@ -283,6 +285,11 @@ class RecurrentPPO(L.LightningModule):
                 batch_size=1,
             )
         return out
+
+    def setup(self, stage: str) -> None:
+        # This agent logs once per iteration (on_epoch), never per optimizer step: Lightning's advice to lower
+        # `log_every_n_steps` below the number of minibatches does not apply.
+        warnings.filterwarnings("ignore", message=LOG_INTERVAL_WARNING)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         grads = [p.grad for p in self.parameters() if p.grad is not None]

@@ -23,9 +23,10 @@ def accelerator_name(device: torch.device | str) -> str:
 class ResultsJson(L.Callback):
     """At the end of training (a final greedy evaluation) and after `test`, write `results.json` to the log dir.
 
-    The file holds `success_rate` (`null` for envs that report no success), `return_mean`, `episodes`,
-    `env_steps` (all ranks), `wall_s`, `sps` (env steps per second of this run), `stage`, and `config`
-    (the saved config's path).
+    The file holds `stage`, `success_rate` (`null` for envs that report no success), `return_mean`,
+    `device` (`cpu` or the CUDA device's name) and `config` (the saved config's path); after `fit` also
+    `episodes`, `env_steps` (all ranks), `wall_s` and `sps` (env steps per second of this run); after `test`
+    the `checkpoint` tested instead (a test trains nothing: it has no speed).
 
     Other callbacks take part in the final evaluation after `fit` through two optional methods: each
     callback's `prepare_final_evaluation(trainer)` runs first (a curriculum sets the configured task
@@ -61,9 +62,6 @@ class ResultsJson(L.Callback):
         self._started = time.perf_counter()
         self._env_steps_at_start = self._env_steps(trainer)
 
-    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._started = time.perf_counter()
-
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_train_end, not on_fit_end: by then Lightning has moved the model back to the CPU.
         self._final_evaluation(trainer, pl_module)
@@ -92,23 +90,22 @@ class ResultsJson(L.Callback):
         for callback in trainer.callbacks:
             if hasattr(callback, "results_fields"):
                 metrics.update(callback.results_fields())
-        steps = self._env_steps(trainer)
-        self._write(trainer, "fit", metrics, wall, steps, steps - self._env_steps_at_start)
+        steps, new_steps = self._env_steps(trainer), self._env_steps(trainer) - self._env_steps_at_start
+        speed = {"env_steps": steps, "wall_s": round(wall, 3), "sps": round(new_steps / wall, 1) if wall > 0 else None}
+        self._write(trainer, "fit", {**metrics, **speed})
         self._written_this_fit = True
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        wall = time.perf_counter() - self._started
         cm = trainer.callback_metrics
         success = cm.get("test/success_rate")
         metrics = {
             "success_rate": float(success) if success is not None else None,
             "return_mean": float(cm.get("test/return", torch.tensor(float("nan")))),
+            "checkpoint": trainer.ckpt_path,
         }
-        self._write(trainer, "test", metrics, wall, self._env_steps(trainer), 0)
+        self._write(trainer, "test", metrics)
 
-    def _write(
-        self, trainer: L.Trainer, stage: str, metrics: dict[str, Any], wall: float, steps: int, new_steps: int
-    ) -> None:
+    def _write(self, trainer: L.Trainer, stage: str, metrics: dict[str, Any]) -> None:
         if not trainer.is_global_zero or self.log_dir is None:
             return
         log_dir = self.log_dir
@@ -117,9 +114,7 @@ class ResultsJson(L.Callback):
         record = {
             "stage": stage,
             **metrics,
-            "env_steps": steps,
-            "wall_s": round(wall, 3),
-            "sps": round(new_steps / wall, 1) if wall > 0 else None,
+            "device": accelerator_name(trainer.strategy.root_device),
             "config": str(config) if config.exists() else None,
         }
         self.path = log_dir / self.filename

@@ -8,6 +8,7 @@ policy (no grad, on the module's device), computes GAE, then yields sequence min
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,16 @@ from lightning_memrl.envs.registry import GYM_PREFIX, make_task
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.specs import EnvSpec, env_spec_of
 from lightning_memrl.state import index_state
+
+# Lightning's DataLoader advice that does not apply to these loaders: they yield rollouts collected in this
+# process by the policy on its device (no worker processes to add), and their `__len__` is exact (one
+# iteration's minibatches, one evaluation).
+INAPPLICABLE_WARNINGS = (r"The '\w+' does not have many workers", r"Your `IterableDataset` has `__len__` defined")
+
+
+def _silence_inapplicable_lightning_warnings() -> None:
+    for message in INAPPLICABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 class RolloutDataModule(L.LightningDataModule):
@@ -150,6 +161,7 @@ class RolloutDataModule(L.LightningDataModule):
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
     def setup(self, stage: str) -> None:
+        _silence_inapplicable_lightning_warnings()
         seed = self.seed + 1000 * self.rank
         if self.collector is None or self.collector.device != self.device:
             if self.collector is not None:

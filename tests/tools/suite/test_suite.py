@@ -1,6 +1,8 @@
 """`memrl suite`: the suite schema, dry-run, running a tiny grid, and resuming without re-running."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.suite import run as suite_module
 from lightning_memrl.tools.suite.config import deep_merge, flatten, load_suite, nested
 from lightning_memrl.tools.suite.plot import learning_curve
-from lightning_memrl.tools.suite.records import make_record
+from lightning_memrl.tools.suite.records import machine_description, make_record
 from lightning_memrl.tools.suite.run import main, read_records
 
 REPO = Path(__file__).resolve().parents[3]
@@ -186,7 +188,10 @@ def test_suite_runs_records_and_resumes_without_rerunning(tmp_path, monkeypatch,
     assert first["task"] == "delayed_cue" and first["difficulty"] == "easy" and first["controller"] == "gru"
     assert first["horizon"] == 8 and first["env_steps"] == 2 * 16 * 16
     assert 0.0 <= first["success"] <= 1.0 and first["wall_s"] > 0
-    assert first["git_commit"] is None or len(first["git_commit"].split("+")[0]) == 40
+    # where it came from, written by code: this checkout's commit, and the machine with its accelerator
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    assert first["git_commit"].split("+")[0] == head.stdout.strip()
+    assert first["machine"] == machine_description("cpu") and f"{os.cpu_count()} cores" in first["machine"]
     run_dir = Path(first["log_dir"])
     assert json.loads((run_dir / "results.json").read_text())["success_rate"] == first["success"]
     steps, success = learning_curve(run_dir)  # the TensorBoard tags the plots read exist
