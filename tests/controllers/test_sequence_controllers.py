@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_memrl.controllers import (
+    GRU,
+    LSTM,
     CyborgFusion,
     CyborgHybrid,
     HybridMambaAttention,
@@ -105,18 +107,49 @@ def test_reset_only_touches_its_row(name):
     assert not torch.allclose(y_a[1], y_b[1])
 
 
-@pytest.mark.parametrize("name", NAMES)
+GRADIENT_CONTROLLERS = {
+    **CONTROLLERS,
+    "gru": lambda: GRU(hidden_size=8, input_size=3),
+    "lstm": lambda: LSTM(hidden_size=8, input_size=3),
+}
+BOOKKEEPING = ("valid", "time")  # a KV cache's validity mask and episode clock: no gradient to carry
+
+
+def _carried_leaves(state, path=""):
+    """`(path, tensor)` of every floating leaf of a state that carries information (not bookkeeping)."""
+    if isinstance(state, dict):
+        return [leaf for k, v in state.items() if k not in BOOKKEEPING for leaf in _carried_leaves(v, f"{path}.{k}")]
+    if isinstance(state, tuple | list):
+        return [leaf for i, v in enumerate(state) for leaf in _carried_leaves(v, f"{path}[{i}]")]
+    return [(path, state)] if state.is_floating_point() else []
+
+
+@pytest.mark.parametrize("name", list(GRADIENT_CONTROLLERS))
 def test_gradients_reach_every_parameter_and_the_carried_state(name):
-    ctl = CONTROLLERS[name]()
+    """Every parameter gets a non-zero gradient, and so does every part of the carried state, in the rows whose
+    episode goes on at step 0; in the rows reset at step 0 the carried state's gradient is zero."""
+    ctl = GRADIENT_CONTROLLERS[name]()
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(3, 9, 3, generator=gen, requires_grad=True)
     reset = torch.rand(3, 9, generator=gen) < 0.2
-    state = map_states(lambda s: s.requires_grad_(s.is_floating_point()), random_state(ctl.initial_state(3), gen))
+    reset[:, 0] = torch.tensor([True, False, False])  # row 0 starts a new episode: its carried state is dropped
+    state = random_state(ctl.initial_state(3), gen)
+    carried = _carried_leaves(state)
+    for _, leaf in carried:
+        leaf.requires_grad_(True)
     y, _ = ctl.forward_sequence(x, state, reset)
     y.square().sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     for pname, p in ctl.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{pname}: all-zero gradient"
+    assert carried, "a controller with a carried state"
+    for path, leaf in carried:
+        assert leaf.grad is not None and torch.isfinite(leaf.grad).all(), f"state{path}: no gradient"
+        per_row = leaf.grad.flatten(1).abs().sum(1)
+        # zero up to rounding: Mamba2's torch convolution subtracts the terms that reach across a reset
+        assert per_row[0] <= 1e-5 * per_row.max(), f"state{path}: gradient through a reset"
+        assert (per_row[1:] > 0).all(), f"state{path}: all-zero gradient in a row that carries it"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -63,12 +63,31 @@ def test_store_retrieves_by_cosine_and_evicts_low_value_episodes():
 
 
 def test_reward_weighting_favours_high_return_pairs():
-    anchors = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
-    positives = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
-    plain = reward_aware_infonce(anchors, positives, torch.zeros(4), temperature=0.07, reward_weight=0.0)
-    same_rank = reward_aware_infonce(anchors, positives, torch.arange(4.0), temperature=0.07, reward_weight=0.5)
-    scaled = reward_aware_infonce(anchors, positives, 100 * torch.arange(4.0), temperature=0.07, reward_weight=0.5)
-    torch.testing.assert_close(same_rank["loss"], scaled["loss"])  # rank weights: invariant to reward scale
+    """Pairs equal in all but their return: the reward term pulls each anchor in proportion to its return's rank
+    (weights 0.1 .. 1.0), so the highest-return pair moves most and the lowest least."""
+    anchors = torch.eye(4, 8, requires_grad=True)  # four symmetric pairs: the same loss and pull each
+    positives = torch.eye(4, 8)
+    returns = torch.tensor([2.0, -1.0, 7.0, 0.5])  # ranks 2, 0, 3, 1
+    out = reward_aware_infonce(anchors, positives, returns, temperature=0.5, reward_weight=1.0)
+    (pull,) = torch.autograd.grad(out["loss"], anchors)
+    pull = pull.norm(dim=-1)
+    torch.testing.assert_close(pull / pull.max(), torch.tensor([0.7, 0.1, 1.0, 0.4]))
+    assert pull.argmax() == returns.argmax() and pull.argmin() == returns.argmin()
+    # a hard pair (its anchor as near the next positive as its own) costs more where its return is high
+    losses = {}
+    for hard_pair in (1, 2):  # the lowest and the highest return
+        hard = torch.eye(4, 8)
+        hard[hard_pair] = torch.nn.functional.normalize(hard[hard_pair] + hard[(hard_pair + 1) % 4], dim=0)
+        losses[hard_pair] = reward_aware_infonce(hard, positives, returns, temperature=0.5, reward_weight=1.0)
+    assert losses[2]["loss_reward"] > losses[1]["loss_reward"]
+    torch.testing.assert_close(losses[2]["loss_temporal"], losses[1]["loss_temporal"])  # unweighted: the same
+    # rank weights: invariant to the reward scale; reward_weight 0 is the plain temporal InfoNCE
+    random_anchors = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    random_positives = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    same_rank = reward_aware_infonce(random_anchors, random_positives, returns, temperature=0.07, reward_weight=0.5)
+    scaled = reward_aware_infonce(random_anchors, random_positives, 100 * returns, temperature=0.07, reward_weight=0.5)
+    torch.testing.assert_close(same_rank["loss"], scaled["loss"])
+    plain = reward_aware_infonce(random_anchors, random_positives, returns, temperature=0.07, reward_weight=0.0)
     torch.testing.assert_close(plain["loss"], plain["loss_temporal"])
 
 
