@@ -24,11 +24,25 @@ from lightning_memrl.specs import EnvSpec
 _LOG_2PI = math.log(2 * math.pi)
 
 
-class Categorical:
-    """One choice among `K` actions from `logits [..., K]`."""
+MASKED_LOGIT = -1e8  # a masked action's logit (sb3-contrib MaskablePPO's value): probability exactly 0
 
-    def __init__(self, logits: torch.Tensor):
-        self.log_probs = logits.float().log_softmax(-1)
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`logits [..., K]` with the entries where `mask [..., K]` is false set to `MASKED_LOGIT`.
+
+    A row that allows no action is left unmasked (uniform over its logits) rather than undefined.
+    """
+    if mask is None:
+        return logits
+    mask = mask | ~mask.any(-1, keepdim=True)
+    return logits.float().masked_fill(~mask, MASKED_LOGIT)
+
+
+class Categorical:
+    """One choice among `K` actions from `logits [..., K]`; `mask [..., K]` (True = allowed) removes actions."""
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None = None):
+        self.log_probs = masked_logits(logits.float(), mask).log_softmax(-1)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Gumbel-max sample `[...]` (long)."""
@@ -39,17 +53,19 @@ class Categorical:
         return self.log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
-        return -(self.log_probs.exp() * self.log_probs).sum(-1)
+        return -(self.log_probs.exp() * self.log_probs).sum(-1)  # a masked action adds 0 * -1e8 = 0
 
     def mode(self) -> torch.Tensor:
         return self.log_probs.argmax(-1)
 
 
 class FactoredCategorical:
-    """Independent categoricals, component `i` over `sizes[i]` actions, from `logits [..., sum(sizes)]`."""
+    """Independent categoricals, component `i` over `sizes[i]` actions, from `logits [..., sum(sizes)]`;
+    `mask [..., sum(sizes)]` masks each component's actions."""
 
-    def __init__(self, logits: torch.Tensor, sizes: tuple[int, ...]):
-        self.parts = [Categorical(chunk) for chunk in logits.split(list(sizes), dim=-1)]
+    def __init__(self, logits: torch.Tensor, sizes: tuple[int, ...], mask: torch.Tensor | None = None):
+        masks = [None] * len(sizes) if mask is None else mask.split(list(sizes), dim=-1)
+        self.parts = [Categorical(c, m) for c, m in zip(logits.split(list(sizes), dim=-1), masks, strict=True)]
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """`[..., M]` long."""
@@ -137,13 +153,17 @@ class ActionHead(nn.Linear):
         if self.kind == "box":
             self.log_std = nn.Parameter(torch.full((spec.sizes[0],), float(log_std_init)))
 
-    def distribution(self, features: torch.Tensor) -> ActionDistribution:
-        """The action distribution for `features [..., in_features]`."""
+    def distribution(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> ActionDistribution:
+        """The action distribution for `features [..., in_features]`.
+
+        `mask [..., head_size]` (bool, True = allowed; discrete and multi-discrete actions) gives the
+        masked actions probability 0 (MaskablePPO convention).
+        """
         out = self(features)
         if self.kind == "discrete":
-            return Categorical(out)
+            return Categorical(out, mask)
         if self.kind == "multi_discrete":
-            return FactoredCategorical(out, self.sizes)
+            return FactoredCategorical(out, self.sizes, mask)
         if self.kind == "multi_binary":
             return Bernoulli(out)
         return DiagGaussian(out, self.log_std)

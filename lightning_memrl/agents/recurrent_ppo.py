@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from contextlib import nullcontext
@@ -19,6 +18,7 @@ from lightning_memrl.agents.value_norm import ValueNormalizer
 from lightning_memrl.controllers.base import Controller
 from lightning_memrl.data.batch import SequenceBatch
 from lightning_memrl.data.policy import Action
+from lightning_memrl.encoders import ENCODERS, action_mask, make_encoder, orthogonal_
 from lightning_memrl.errors import ConfigError, TrainingDivergedError
 from lightning_memrl.memory.base import Memory
 from lightning_memrl.specs import EnvSpec
@@ -27,12 +27,6 @@ from lightning_memrl.state import State, detach_state
 LOG_INTERVAL_WARNING = r"The number of training batches \(\d+\) is smaller than the logging interval"
 EVALUATION_METRICS = {"success_rate": "success_rate", "return": "return_mean", "episode_length": "length_mean"}
 """Logged name -> key of `data.evaluation.evaluate`'s metrics."""
-
-
-def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
-    nn.init.orthogonal_(layer.weight, gain)
-    nn.init.zeros_(layer.bias)
-    return layer
 
 
 class RecurrentPPO(L.LightningModule):
@@ -44,8 +38,13 @@ class RecurrentPPO(L.LightningModule):
 
     Args:
         controller: the sequence core (any `Controller`, e.g. `lightning_memrl.controllers.GRU`).
-        env_spec: observation size and action space (any kind, see `EnvSpec`); linked from the data
-            module by `memrl`.
+        env_spec: observation size and structure, and action space (any kind, see `EnvSpec`); linked
+            from the data module by `memrl`.
+        encoder: the observation encoder: `auto` chooses by the observation's parts (a CNN sized to
+            each image, an embedding per discrete value, the raw columns of vectors, one linear layer
+            and ReLU over them all; see `lightning_memrl.encoders`), `flat` is one linear layer over
+            the flat observation, `grid` / `small` / `nature` force the CNN of image parts. An
+            `action_mask` part of the observation masks the policy in every case.
         memory: optional external memory read with the controller output.
         memory_sees_input: query (and write) the memory with the controller output concatenated with
             the controller's input (the encoded observation), so an entry can hold the observation
@@ -75,6 +74,7 @@ class RecurrentPPO(L.LightningModule):
         self,
         controller: Controller,
         env_spec: EnvSpec | None = None,
+        encoder: str = "auto",
         memory: Memory | None = None,
         memory_sees_input: bool = False,
         feed_memory_back: bool = False,
@@ -97,6 +97,8 @@ class RecurrentPPO(L.LightningModule):
                 "RecurrentPPO needs env_spec (observation and action sizes): pass "
                 "env_spec=datamodule.env_spec, or use `memrl`, which links it from the data module"
             )
+        if encoder not in ENCODERS:
+            raise ConfigError(f"model.encoder must be one of {ENCODERS}, got {encoder!r}")
         for name, value in (("lr", lr), ("clip_coef", clip_coef), ("vf_coef", vf_coef)):
             if not value > 0:
                 raise ConfigError(f"model.{name} must be > 0, got {value}")
@@ -116,11 +118,14 @@ class RecurrentPPO(L.LightningModule):
         if feed_memory_back and memory is None:
             raise ConfigError("model.feed_memory_back needs a memory (model.memory.class_path ...)")
         self.feed_memory_back = feed_memory_back
-        encoder_in = env_spec.observation_size + (memory.read_size if feed_memory_back else 0)
-        self.encoder = nn.Sequential(_orthogonal(nn.Linear(encoder_in, controller.input_size), math.sqrt(2)), nn.ReLU())
+        extra = memory.read_size if feed_memory_back else 0
+        try:
+            self.encoder = make_encoder(env_spec, controller.input_size, encoder, extra_size=extra)
+        except ValueError as err:
+            raise ConfigError(f"model.encoder {encoder!r}: {err}") from err
         features = controller.output_size + (memory.read_size if memory is not None else 0)
         self.actor = ActionHead(features, env_spec, init_gain=0.01, log_std_init=log_std_init)
-        self.critic = _orthogonal(nn.Linear(features, 1), 1.0)
+        self.critic = orthogonal_(nn.Linear(features, 1), 1.0)
         self.value_normalizer = ValueNormalizer(value_norm_beta) if normalize_values else None
         self.skip_rest_of_iteration = False
         self._nonfinite = torch.zeros((), dtype=torch.bool)
@@ -191,7 +196,7 @@ class RecurrentPPO(L.LightningModule):
         (multi-binary, box: unclipped, the env clips to its bounds).
         """
         features, state = self._features_step(obs, state, reset)
-        dist = self.actor.distribution(features)
+        dist = self.actor.distribution(features, action_mask(obs, self.env_spec))
         action = dist.mode() if greedy else dist.sample(generator)
         return Action(action, dist.log_prob(action), self._return_scale_value(features), state)
 
@@ -234,8 +239,9 @@ class RecurrentPPO(L.LightningModule):
         state = batch.states
         if b > 0:
             state = detach_state(self.advance_state(batch.obs[:, :b], state, batch.starts[:, :b]))
-        features, _ = self._features_sequence(batch.obs[:, b:], state, batch.starts[:, b:])
-        dist = self.actor.distribution(features)
+        obs = batch.obs[:, b:]
+        features, _ = self._features_sequence(obs, state, batch.starts[:, b:])
+        dist = self.actor.distribution(features, action_mask(obs, self.env_spec))
         log_prob, entropy = dist.log_prob(batch.actions), dist.entropy()
         value = self.critic(features).squeeze(-1).float()
         return log_prob, entropy, value

@@ -65,6 +65,9 @@ class RolloutDataModule(L.LightningDataModule):
         eval_episodes: episodes per evaluation.
         vectorization: how a `gym:` env's copies run: `sync` (in this process) or `async` (one
             worker process each); built-in tasks always step in tensors (`sync`).
+        wrappers: gymnasium wrappers of each `gym:` env copy, applied in order before vectorisation:
+            a list of `{class_path: ..., init_args: {...}}` (e.g. `minigrid.wrappers.ImgObsWrapper`,
+            `gymnasium.wrappers.FrameStackObservation` with `stack_size`); see `lightning_memrl.envs.wrappers`.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class RolloutDataModule(L.LightningDataModule):
         eval_envs: int = 256,
         eval_episodes: int = 256,
         vectorization: str = "sync",
+        wrappers: list[dict[str, Any]] | None = None,
     ):
         super().__init__()
         self.env_name = env
@@ -101,6 +105,7 @@ class RolloutDataModule(L.LightningDataModule):
         self.eval_envs = eval_envs
         self.eval_episodes = eval_episodes
         self.vectorization = vectorization
+        self.wrappers = list(wrappers or [])
         self._check_shapes()
         self.env_spec = self._probe_spec(self.env_kwargs)
         self.collector: RolloutCollector | None = None
@@ -134,7 +139,7 @@ class RolloutDataModule(L.LightningDataModule):
     ) -> VectorTask:
         """Build the configured task with `num_envs` envs."""
         mode = vectorization or self.vectorization
-        return make_task(self.env_name, num_envs, device, seed, self.difficulty, mode, **self.env_kwargs)
+        return make_task(self.env_name, num_envs, device, seed, self.difficulty, mode, self.wrappers, **self.env_kwargs)
 
     def _probe_spec(self, env_kwargs: dict[str, Any]) -> EnvSpec:
         """The env spec for these task arguments, from a one-env probe (closed again).
@@ -143,7 +148,7 @@ class RolloutDataModule(L.LightningDataModule):
         """
         gym_env = self.env_name.startswith(GYM_PREFIX)
         mode = "sync" if gym_env else self.vectorization
-        probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, mode, **env_kwargs)
+        probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, mode, self.wrappers, **env_kwargs)
         _close(probe)
         return env_spec_of(probe)
 

@@ -24,7 +24,8 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import concatenate, create_empty_array
 
-from lightning_memrl.envs.gym_spaces import action_spec, flat_size, flatten_batch, to_env_actions
+from lightning_memrl.envs.gym_spaces import env_spec, flatten_batch, to_env_actions
+from lightning_memrl.envs.wrappers import WrapperConfig, resolve_wrappers
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.specs import EnvSpec
 
@@ -57,7 +58,7 @@ class GymVectorTask:
         self.seed = 0 if seed is None else seed
         self.single_observation_space = vector_env.single_observation_space
         self.single_action_space = vector_env.single_action_space
-        self.env_spec: EnvSpec = action_spec(flat_size(self.single_observation_space), self.single_action_space)
+        self.env_spec: EnvSpec = env_spec(self.single_observation_space, self.single_action_space)
         self.reports_success = False
         self._seeded = False
 
@@ -137,6 +138,7 @@ def make_gym_task(
     device: torch.device | str = "cpu",
     seed: int | None = None,
     vectorization: str = "sync",
+    wrappers: list[WrapperConfig] | None = None,
     **env_kwargs: Any,
 ) -> GymVectorTask:
     """Build `num_envs` copies of a gymnasium env (`gymnasium.make(env_id, **env_kwargs)`) as a task.
@@ -147,18 +149,22 @@ def make_gym_task(
         device: device of the returned tensors.
         seed: seed of the first reset.
         vectorization: `sync` (one process) or `async` (one worker process per env).
+        wrappers: gymnasium wrappers applied to each env copy before vectorisation, in order: class
+            paths with optional `init_args` (see `lightning_memrl.envs.wrappers`).
         env_kwargs: keyword arguments of `gymnasium.make`.
     """
     if vectorization not in VECTORIZATION_MODES:
         raise ConfigError(f"data.vectorization must be one of {VECTORIZATION_MODES}, got {vectorization!r}")
     if num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
+    wrap = resolve_wrappers(wrappers)  # imports their packages first: those that register envs on import too
     try:
         venv = gym.make_vec(
             env_id,
             num_envs=num_envs,
             vectorization_mode=vectorization,
             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            wrappers=wrap or None,
             **env_kwargs,
         )
     except (gym.error.Error, ModuleNotFoundError, TypeError) as err:

@@ -25,6 +25,7 @@ from lightning_memrl.envs.n_back import NBack
 from lightning_memrl.envs.pattern_binding import PatternBinding
 from lightning_memrl.envs.permuted_copy import PermutedCopy
 from lightning_memrl.envs.t_maze import TMaze
+from lightning_memrl.envs.wrappers import WrapperConfig
 from lightning_memrl.errors import ConfigError
 
 DIFFICULTIES = ("easy", "medium", "hard", "extreme")
@@ -97,11 +98,13 @@ def make_task(
     seed: int | None = None,
     difficulty: str | None = None,
     vectorization: str = "sync",
+    wrappers: list[WrapperConfig] | None = None,
     **kwargs: Any,
 ) -> VectorTask:
     """Build a registered task, or a `gym:<id>` env, with `num_envs` envs on `device`.
 
-    `vectorization` (`sync` / `async`) applies to gymnasium envs; built-in tasks are vectorized in tensors.
+    `vectorization` (`sync` / `async`) and `wrappers` (gymnasium wrappers of each copy, see
+    `lightning_memrl.envs.wrappers`) apply to gymnasium envs; built-in tasks are vectorized in tensors.
     """
     if name.startswith(GYM_PREFIX):
         if difficulty is not None:
@@ -109,7 +112,11 @@ def make_task(
                 f"data.difficulty ({difficulty!r}) applies to built-in tasks only; "
                 f"configure {name!r} through data.env_kwargs"
             )
-        return make_gym_task(name[len(GYM_PREFIX) :], num_envs, device, seed, vectorization, **kwargs)
+        return make_gym_task(name[len(GYM_PREFIX) :], num_envs, device, seed, vectorization, wrappers, **kwargs)
+    if wrappers:
+        raise ConfigError(
+            f"data.wrappers are gymnasium wrappers: they apply to gym:<id> envs only, not to built-in task {name!r}"
+        )
     if vectorization != "sync":
         raise ConfigError(
             f"data.vectorization {vectorization!r} applies to gym:<id> envs only; built-in task {name!r} "
