@@ -153,6 +153,16 @@ class ActionHead(nn.Linear):
         if self.kind == "box":
             self.log_std = nn.Parameter(torch.full((spec.sizes[0],), float(log_std_init)))
 
+    def masked(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's output `[..., head_size]` with each component's masked logits set to `MASKED_LOGIT`."""
+        out = self(features)
+        if mask is None:
+            return out
+        sizes = list(self.sizes)
+        return torch.cat(
+            [masked_logits(o, m) for o, m in zip(out.split(sizes, -1), mask.split(sizes, -1), strict=True)], -1
+        )
+
     def distribution(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> ActionDistribution:
         """The action distribution for `features [..., in_features]`.
 

@@ -5,6 +5,7 @@ memrl test --config configs/quickstart.yaml --ckpt_path last
 memrl suite [run|compare|plot|table] ...
 memrl bench [throughput|controllers|envs|memory|episodic|mamba2_paths|learning] ...
 memrl tune --config configs/x.yaml --search configs/search/x.yaml --n-trials 20   (needs the [tune] extra)
+memrl export --ckpt_path runs/x/.../last.ckpt --format torch|onnx   (onnx needs the [export] extra)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memrl` command; returns the exit status (2 for bad input, with one clear line)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args and args[0] in ("bench", "suite", "tune"):
+        if args and args[0] in ("bench", "suite", "tune", "export"):
             return _run_tool(args)
         return _run_cli(args, from_argv=argv is None)
     except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
@@ -44,10 +45,10 @@ def _run_cli(args: list[str], from_argv: bool) -> int:
 
 
 def _run_tool(args: list[str]) -> int:
-    """`memrl bench NAME ...`, `memrl suite [SUB] ...`, `memrl tune ...`: each module's `main(rest)`."""
+    """`memrl bench NAME ...`, `memrl suite [SUB] ...`, `memrl tune ...`, `memrl export ...`: each module's main."""
     tool, rest = args[0], args[1:]
-    if tool == "tune":
-        module = "lightning_memrl.tools.tune"
+    if tool in ("tune", "export"):
+        module = f"lightning_memrl.tools.{tool}"
     elif tool == "suite":
         sub = "run"
         if rest and rest[0] in SUITE_COMMANDS:

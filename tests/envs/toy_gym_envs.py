@@ -5,6 +5,9 @@
   an episode of length `L` is `L (L + 1) / 2`.
 - `Spaces-v0`: any observation and action space; observations are seeded samples, the last action
   received is kept (and checked to lie in the action space); reports `is_success` when asked.
+- `Masked-v0`: `Discrete(n)` actions with a random action mask per step (at least one allowed), in the
+  Dict observation's `action_mask` key or (`mask_in_info=True`) in `info["action_mask"]`; a masked
+  action raises. Reward: 1 for the lowest allowed action.
 """
 
 from __future__ import annotations
@@ -67,7 +70,40 @@ class SpacesEnv(gym.Env):
         return self.observation_space.sample(), reward, done, False, info
 
 
+class MaskedEnv(gym.Env):
+    def __init__(self, n: int = 5, episode_length: int = 6, mask_in_info: bool = False):
+        self.n, self.episode_length, self.mask_in_info = n, episode_length, mask_in_info
+        obs = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        mask = gym.spaces.MultiBinary(n)
+        self.observation_space = obs if mask_in_info else gym.spaces.Dict({"obs": obs, "action_mask": mask})
+        self.action_space = gym.spaces.Discrete(n)
+        self.t = 0
+        self.mask = np.ones(n, dtype=np.int8)
+
+    def _observe(self):
+        self.mask = (self.np_random.random(self.n) < 0.4).astype(np.int8)
+        self.mask[self.np_random.integers(self.n)] = 1
+        obs = self.np_random.uniform(-1, 1, size=2).astype(np.float32)
+        if self.mask_in_info:
+            return obs, {"action_mask": self.mask.copy()}
+        return {"obs": obs, "action_mask": self.mask.copy()}, {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._observe()
+
+    def step(self, action):
+        if not self.mask[int(action)]:
+            raise ValueError(f"action {action} is masked: {self.mask}")
+        reward = float(int(action) == int(np.flatnonzero(self.mask)[0]))
+        self.t += 1
+        obs, info = self._observe()
+        return obs, reward, self.t >= self.episode_length, False, info
+
+
 if "Counter-v0" not in gym.registry:
     gym.register(id="Counter-v0", entry_point=CounterEnv, max_episode_steps=3)
     gym.register(id="CounterNoLimit-v0", entry_point=CounterEnv)
     gym.register(id="Spaces-v0", entry_point=SpacesEnv)
+    gym.register(id="Masked-v0", entry_point=MaskedEnv)
