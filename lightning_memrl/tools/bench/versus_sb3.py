@@ -3,7 +3,8 @@
     memrl bench versus_sb3 --env gym:MiniGrid-MemoryS7-v0 \
         --wrappers '[{"class_path": "minigrid.wrappers.ImgObsWrapper"}]' --steps 204800 --seeds 0 1 2
 
-Each run trains one agent for `--steps` env steps on one CPU thread, then evaluates it greedily over
+Each run trains one agent for `--steps` env steps on one CPU thread (wall and CPU seconds of the
+training are both recorded: on a shared machine the CPU time is the fairer speed), then evaluates it greedily over
 `--eval-episodes` episodes (ours: the data module's evaluation; theirs: `evaluate_policy`,
 deterministic, on the same wrapped env). Prints one line per run and a table; appends JSON lines
 to `--out`. Needs the `[envs]` extra (sb3-contrib) and the env's package.
@@ -40,9 +41,9 @@ def run_ours(env: str, wrappers: list, steps: int, seed: int, config: str, episo
     args += ["--trainer.max_epochs", str(iterations), "--trainer.check_val_every_n_epoch", str(iterations + 1)]
     args += ["--trainer.default_root_dir", str(root / f"ours_seed{seed}"), "--trainer.enable_progress_bar", "false"]
     args += ["--trainer.logger", "false", "--checkpoint.save_last", "false", "--checkpoint.save_top_k", "0"]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     cli = MemRLCLI(args=args)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     dm, agent = cli.datamodule, cli.model
     env_steps = dm.env_steps
     dm.setup("test")
@@ -52,6 +53,7 @@ def run_ours(env: str, wrappers: list, steps: int, seed: int, config: str, episo
         "agent": "ours",
         "env_steps": env_steps,
         "wall_s": wall,
+        "cpu_s": cpu,
         "return": float(metrics["return_mean"]),
         "episodes": int(metrics["episodes"]),
     }
@@ -75,9 +77,9 @@ def run_sb3(env: str, wrappers: list, steps: int, seed: int, episodes: int) -> d
     make = _env_factory(env, wrappers)
     venv = make_vec_env(make, n_envs=1, seed=seed)
     model = RecurrentPPO("MlpLstmPolicy", venv, seed=seed, verbose=0, device="cpu")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     eval_env = make_vec_env(make, n_envs=1, seed=seed + 500)
     returns, _ = evaluate_policy(
         model, eval_env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True
@@ -86,6 +88,7 @@ def run_sb3(env: str, wrappers: list, steps: int, seed: int, episodes: int) -> d
         "agent": "sb3-contrib RecurrentPPO",
         "env_steps": int(model.num_timesteps),
         "wall_s": wall,
+        "cpu_s": cpu,
         "return": float(statistics.fmean(returns)),
         "episodes": len(returns),
     }
@@ -149,17 +152,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def table(records: list[dict]) -> str:
-    """A Markdown table: per env and agent, mean (min-max) return over seeds, env steps, wall time, env-steps/s."""
-    rows = ["| env | agent | seeds | env steps | eval return (mean, min-max) | wall s (mean) | env-steps/s (mean) |"]
-    rows.append("|---|---|---|---|---|---|---|")
+    """A Markdown table per env and agent: return over seeds (mean, min-max), env steps, time and speed.
+
+    Speed is env steps per wall second, and per CPU second where recorded (fairer on a shared machine).
+    """
+    rows = [
+        "| env | agent | seeds | env steps | eval return: mean (min to max) | wall s | env-steps/s wall | "
+        "env-steps/s CPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         groups.setdefault((r["env"], r["agent"]), []).append(r)
     for (env, agent), rs in groups.items():
         ret = [r["return"] for r in rs]
+        cpu = [r["env_steps"] / r["cpu_s"] for r in rs if r.get("cpu_s")]
         rows.append(
             f"| {env} | {agent} | {len(rs)} | {rs[0]['env_steps']:,} | {statistics.fmean(ret):.3f} "
             f"({min(ret):.3f} to {max(ret):.3f}) | {statistics.fmean(r['wall_s'] for r in rs):.0f} | "
-            f"{statistics.fmean(r['sps'] for r in rs):,.0f} |"
+            f"{statistics.fmean(r['sps'] for r in rs):,.0f} | {f'{statistics.fmean(cpu):,.0f}' if cpu else 'n/a'} |"
         )
     return "\n".join(rows)
