@@ -13,11 +13,13 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lightning_memrl.errors import ConfigError, MissingDependencyError, TrainingDivergedError
 from lightning_memrl.tools.bench import BENCHMARKS
 
 SUITE_COMMANDS = ("run", "compare", "plot", "table")
+GYM_DEFAULT = Path(__file__).resolve().parents[2] / "configs" / "agents" / "gym_default.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,10 +34,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def with_gym_default(args: list[str]) -> list[str]:
+    """`fit / validate / test --data.env gym:<id>` without any `--config`: the args with the default gym
+    agent's config first (`configs/agents/gym_default.yaml`, in a source checkout); else `args` as they are."""
+    if not args or args[0] not in ("fit", "validate", "test") or not GYM_DEFAULT.is_file():
+        return args
+    if any(a in ("--config", "-c") or a.startswith("--config=") for a in args):
+        return args
+    env = next((b for a, b in zip(args, args[1:], strict=False) if a == "--data.env"), None)
+    env = env or next((a.split("=", 1)[1] for a in args if a.startswith("--data.env=")), None)
+    if env is None or not env.startswith("gym:"):
+        return args
+    return [args[0], "--config", str(GYM_DEFAULT), *args[1:]]
+
+
 def _run_cli(args: list[str], from_argv: bool) -> int:
     from lightning_memrl.callbacks.results import ResultsJson
     from lightning_memrl.cli import MemRLCLI
 
+    with_default = with_gym_default(args)
+    if with_default != args:
+        print(f"memrl: a gym env without --config: using the default gym agent, --config {GYM_DEFAULT}")
+        args, from_argv = with_default, False
     cli = MemRLCLI(args=None if from_argv else args)
     trainer = cli.trainer
     results = next((cb for cb in trainer.callbacks if isinstance(cb, ResultsJson)), None)
