@@ -25,11 +25,12 @@ from typing import Any
 import torch
 
 from lightning_memrl.errors import MissingDependencyError
+from lightning_memrl.tools.main import GYM_DEFAULT
 
-DEFAULT_CONFIG = "configs/agents/gym_default.yaml"
+DEFAULT_CONFIG = GYM_DEFAULT
 
 
-def run_ours(env: str, wrappers: list, steps: int, seed: int, config: str, episodes: int, root: Path) -> dict:
+def run_ours(env: str, wrappers: list, steps: int, seed: int, config: Path, episodes: int, root: Path) -> dict:
     import yaml
 
     from lightning_memrl.callbacks.results import ResultsJson
@@ -37,7 +38,7 @@ def run_ours(env: str, wrappers: list, steps: int, seed: int, config: str, episo
 
     per_iteration = _per_iteration(config)
     iterations = max(1, round(steps / per_iteration))
-    args = ["fit", "--config", config, "--data.env", env, "--data.seed", str(seed)]
+    args = ["fit", "--config", str(config), "--data.env", env, "--data.seed", str(seed)]
     args += ["--data.wrappers", yaml.safe_dump(wrappers, default_flow_style=True).strip()]
     args += ["--trainer.max_epochs", str(iterations), "--trainer.check_val_every_n_epoch", str(iterations + 1)]
     args += ["--trainer.default_root_dir", str(root / f"ours_seed{seed}"), "--trainer.enable_progress_bar", "false"]
@@ -59,7 +60,7 @@ def run_ours(env: str, wrappers: list, steps: int, seed: int, config: str, episo
     }
 
 
-def _per_iteration(config: str) -> int:
+def _per_iteration(config: Path) -> int:
     import yaml
 
     data = yaml.safe_load(Path(config).read_text())["data"]
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=204_800)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--agents", nargs="+", choices=("ours", "sb3"), default=["ours", "sb3"])
-    parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--root", type=Path, default=Path("runs/versus_sb3"))
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
