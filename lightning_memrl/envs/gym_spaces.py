@@ -35,6 +35,7 @@ from lightning_memrl.specs import EnvSpec, ObservationPart
 
 log = logging.getLogger(__name__)
 ACTION_MASK_KEY = "action_mask"
+_NOTED: set[tuple[str, ...]] = set()  # text keys already reported as dropped
 
 SUPPORTED_OBSERVATIONS = "Box, Discrete, MultiDiscrete, MultiBinary, and Tuple / Dict of those (Text parts dropped)"
 SUPPORTED_ACTIONS = "Discrete, MultiDiscrete, MultiBinary, Box"
@@ -117,17 +118,17 @@ def observation_parts(space: spaces.Space, name: str = "") -> tuple[ObservationP
                 parts.append(_mask_part(sub))
             else:
                 parts.extend(observation_parts(sub, path))
-        dropped = [
-            k
-            for k, s in (space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces))
-            if is_text(s)
-        ]
-        if dropped:
+        dropped = tuple(
+            f"{name}.{k}" if name else str(k)
+            for k, sub in (space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces))
+            if is_text(sub)
+        )
+        if dropped and dropped not in _NOTED:  # once per process: every env copy and probe has the same space
+            _NOTED.add(dropped)
             log.warning(
-                "observation keys %s hold text (%s): dropped from the agent's input. To use them, map them to "
+                "observation keys %s hold text: dropped from the agent's input. To use them, map them to "
                 "numbers in a gymnasium ObservationWrapper named in data.wrappers",
-                [f"{name}.{k}" if name else str(k) for k in dropped],
-                ", ".join(type(space[k]).__name__ for k in dropped),
+                list(dropped),
             )
         return tuple(parts)
     flat_size(space)  # raises the error naming the space

@@ -114,7 +114,8 @@ def _env_factory(env: str, wrappers: list):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="memrl bench versus_sb3", description=__doc__.splitlines()[0])
-    parser.add_argument("--env", required=True, help="gym:<id> (gym:module:<id> imports module first)")
+    parser.add_argument("--env", help="gym:<id> (gym:module:<id> imports module first)")
+    parser.add_argument("--table", type=Path, default=None, help="only print the table of these JSON lines")
     parser.add_argument("--wrappers", default="[]", help="data.wrappers as JSON (class_path / init_args)")
     parser.add_argument("--steps", type=int, default=204_800)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -124,6 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path("runs/versus_sb3"))
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     args = parser.parse_args(argv)
+    if args.table is not None:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return 0
+    if args.env is None:
+        parser.error("--env is required (or --table FILE)")
     torch.set_num_threads(1)
     wrappers = json.loads(args.wrappers)
     records = []

@@ -24,6 +24,8 @@ def test_both_agents_run_at_equal_env_steps_and_the_table_shows_them(tmp_path, c
     printed = capsys.readouterr().out
     assert "| gym:CartPole-v1 | ours | 1 | 256 |" in printed
     assert "| gym:CartPole-v1 | sb3-contrib RecurrentPPO | 1 | 256 |" in printed
+    assert main(["--table", str(out)]) == 0  # the table again, from the records
+    assert capsys.readouterr().out.strip() == printed.strip().split("\n", 2)[-1].strip()
 
 
 def test_the_table_averages_seeds_per_env_and_agent():
