@@ -96,7 +96,7 @@ def load_agent(ckpt_path: Path, config: Path) -> tuple[torch.nn.Module, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memrl export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="memrl export", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--ckpt_path", type=Path, required=True)
     parser.add_argument("--format", choices=sorted(FORMATS), default="torch")
     parser.add_argument("--config", type=Path, default=None, help="the run's config (default: its config.yaml)")

@@ -5,7 +5,7 @@ import pytest
 from lightning_memrl.tools.bench import BENCHMARKS
 from lightning_memrl.tools.main import SUITE_COMMANDS, main
 
-TOOLS = [["bench", name] for name in BENCHMARKS] + [["suite", sub] for sub in SUITE_COMMANDS] + [["tune"]]
+TOOLS = [["bench", name] for name in BENCHMARKS] + [["suite", sub] for sub in SUITE_COMMANDS] + [["tune"], ["export"]]
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=" ".join)

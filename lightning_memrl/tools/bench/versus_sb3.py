@@ -113,7 +113,9 @@ def _env_factory(env: str, wrappers: list):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memrl bench versus_sb3", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="memrl bench versus_sb3", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     parser.add_argument("--env", help="gym:<id> (gym:module:<id> imports module first)")
     parser.add_argument("--table", type=Path, default=None, help="only print the table of these JSON lines")
     parser.add_argument("--wrappers", default="[]", help="data.wrappers as JSON (class_path / init_args)")
