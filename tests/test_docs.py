@@ -227,7 +227,7 @@ def check_command(argv: list[str]) -> None:
     if tool in FIT_COMMANDS:
         _check_fit(args)
         return
-    assert tool in ("suite", "bench", "tune"), f"`memrl {tool}` is not a memrl command"
+    assert tool in ("suite", "bench", "tune", "export"), f"`memrl {tool}` is not a memrl command"
     named = 2 if tool == "bench" or (tool == "suite" and args[1:2] and args[1] in SUITE_SUBCOMMANDS) else 1
     if len(args) <= named or args[named:] in (["--help"], ["-h"]):  # a tool named, no arguments: its --help
         status, output = _run([*args[:named], "--help"])
