@@ -106,7 +106,8 @@ class EnvSpec:
     observation: tuple[ObservationPart, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "observation", tuple(self.observation))
+        parts = tuple(p if isinstance(p, ObservationPart) else ObservationPart(**p) for p in self.observation)
+        object.__setattr__(self, "observation", parts)  # parts given as dicts: a spec read back from a config
         if self.observation and sum(p.size for p in self.observation) != self.observation_size:
             raise ValueError(
                 f"the observation parts cover {sum(p.size for p in self.observation)} columns, "

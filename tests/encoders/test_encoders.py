@@ -1,5 +1,7 @@
 """Encoders chosen by the observation space: shapes, layouts and scaling, and exact replay with each."""
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -124,6 +126,11 @@ def test_specs_without_parts_keep_the_original_encoder_and_its_checkpoint_keys()
     agent = RecurrentPPO(GRU(16), env_spec=EnvSpec(observation_size=5, num_actions=3))
     assert isinstance(agent.encoder, FlatEncoder)
     assert {k for k in agent.state_dict() if k.startswith("encoder.")} == {"encoder.0.weight", "encoder.0.bias"}
+
+
+def test_a_spec_with_parts_round_trips_through_plain_data():
+    spec = _spec(SPACES["dict_minigrid"][0])
+    assert EnvSpec(**dataclasses.asdict(spec)) == spec  # how the CLI serialises and reads it back
 
 
 def test_a_spec_pickled_before_observation_parts_existed_loads_with_weights_only(tmp_path):
