@@ -18,6 +18,10 @@ env together at `reset`, so all envs are always at the same step of their episod
 step as a Python int and skips the reset work (and the second observation) on the steps where no
 episode ends: on an accelerator that work would otherwise redraw episode content for every row at
 every step, and knowing the step on the host costs no device sync.
+
+A CUDA graph replays the kernels of one step on the same memory every time, so a task replayed that way
+must take no host-side branch and keep its tensors where they are: `keep_in_place()` turns the clock off
+and copies each step's new state tensors back into the ones the step read.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class VectorTask(ABC):
     can_truncate: bool = True
     #: whether every episode lasts exactly `horizon` steps; such tasks keep their step in `t` (`[N]`, long)
     fixed_length: bool = False
+    #: whether a step is tensor work alone (no host sync, fixed shapes on an accelerator), so that once
+    #: `keep_in_place()` is on a CUDA graph can replay it
+    capturable: bool = True
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int | None = None):
         if num_envs < 1:
@@ -56,6 +63,7 @@ class VectorTask(ABC):
         self.generator.manual_seed(0 if seed is None else seed)
         # the step every env is at (fixed-length tasks, from `reset` on), or None when not known
         self._clock: int | None = None
+        self._in_place = False
 
     # --- spaces --------------------------------------------------------------------------------
     @property
@@ -81,8 +89,10 @@ class VectorTask(ABC):
         """Start a new episode in every env; `seed` reseeds the task's generator."""
         if seed is not None:
             self.generator.manual_seed(seed)
+        before = self._state_tensors()
         self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
-        self._clock = 0 if self.fixed_length else None
+        self._clock = 0 if self.fixed_length and not self._in_place else None
+        self._copy_back(before)
         return self._observe(), {}
 
     def step(
@@ -92,6 +102,39 @@ class VectorTask(ABC):
 
         Where no episode ends at this step, `info["final_observation"]` may be the `obs` tensor itself.
         """
+        if not self._in_place:
+            return self._step(actions)
+        before = self._state_tensors()
+        out = self._step(actions)
+        self._copy_back(before)
+        return out
+
+    def keep_in_place(self, on: bool = True) -> None:
+        """Keep every state tensor at its address (`on`), or let steps replace them again (`off`).
+
+        While on, `step` and `reset` copy the state tensors they compute (a task may write
+        `self.t = self.t + 1`) back into the tensors the step read, and the fixed-length clock is off:
+        every step runs the same kernels, the reset of finished envs included, on the same memory, which
+        is what a CUDA graph replaying `step` needs. The rules are the same, but the reset work may draw from
+        the generator at steps where a clocked run skips it, so the episode content can differ from a clocked
+        run with the same seed. Turning it off finds the clock again (one host sync).
+        """
+        self._in_place = on
+        self._clock = None
+        if not on:
+            self._recover_clock()
+
+    def _copy_back(self, before: dict[str, torch.Tensor]) -> None:
+        """While `keep_in_place` is on: write state tensors a step replaced into the ones it read."""
+        if not self._in_place:
+            return
+        for name, new in self._state_tensors().items():
+            old = before[name]
+            if new is not old:
+                old.copy_(new)
+                setattr(self, name, old)
+
+    def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         reward, terminated, truncated, success = self._advance(actions.to(self.device))
         if self._clock is not None:
             self._clock = (self._clock + 1) % self.horizon
@@ -150,5 +193,10 @@ class VectorTask(ABC):
             getattr(self, name).copy_(value)
         self.generator.set_state(state["generator"].cpu())
         self._clock = None
-        if self.fixed_length and bool((self.t == self.t[0]).all()):  # one sync, at load time only
+        if not self._in_place:
+            self._recover_clock()
+
+    def _recover_clock(self) -> None:
+        """Know the step on the host again where every env is at the same step (one sync)."""
+        if self.fixed_length and bool((self.t == self.t[0]).all()):
             self._clock = int(self.t[0])

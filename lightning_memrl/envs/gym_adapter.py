@@ -44,6 +44,8 @@ class GymVectorTask:
 
     #: gymnasium envs cannot be checkpointed: a resumed run starts new episodes (see `state_dict`)
     restorable = False
+    #: a step runs the gymnasium env on the host (numpy): no CUDA graph can replay it
+    capturable = False
 
     def __init__(self, vector_env: gym.vector.VectorEnv, device: torch.device | str = "cpu", seed: int | None = None):
         mode = vector_env.metadata.get("autoreset_mode")
