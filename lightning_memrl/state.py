@@ -56,3 +56,28 @@ def detach_state(state: State) -> State:
 def clone_state(state: State) -> State:
     """Copy every leaf (so a stored state is not changed in place later)."""
     return tree_map(lambda x: x.clone(), state)
+
+
+def copy_state_(dst: State, src: State) -> None:
+    """Write every leaf of `src` into the leaf of `dst` at the same place, in place (same structure)."""
+    dst_leaves, dst_spec = tree_flatten(dst)
+    src_leaves, src_spec = tree_flatten(src)
+    if dst_spec != src_spec:
+        raise ValueError(f"copy_state_ needs states of one structure, got {dst_spec} and {src_spec}")
+    for d, s in zip(dst_leaves, src_leaves, strict=True):
+        d.copy_(s)
+
+
+def state_leaves(state: State) -> list[torch.Tensor]:
+    """The tensors of `state`, in a fixed order."""
+    return tree_flatten(state)[0]
+
+
+def same_layout(a: State, b: State) -> bool:
+    """Whether two states have one structure and, leaf by leaf, one shape, dtype and device."""
+    a_leaves, a_spec = tree_flatten(a)
+    b_leaves, b_spec = tree_flatten(b)
+    return a_spec == b_spec and all(
+        x.shape == y.shape and x.dtype == y.dtype and x.device == y.device
+        for x, y in zip(a_leaves, b_leaves, strict=True)
+    )

@@ -223,6 +223,14 @@ class RecurrentPPO(L.LightningModule):
         if self.memory is not None:
             self.memory.end_rollout(advantages, rewards, terminated, truncated)
 
+    def cuda_graph_blockers(self) -> list[str]:
+        """Why acting cannot be replayed as a CUDA graph: one line per controller or memory that says so."""
+        return [
+            f"{type(m).__name__}: {m.cuda_graph_blocker}"
+            for m in self.modules()
+            if isinstance(m, Controller | Memory) and m.cuda_graph_blocker
+        ]
+
     def _return_scale_value(self, features: torch.Tensor) -> torch.Tensor:
         value = self.critic(features).squeeze(-1).float()
         return value if self.value_normalizer is None else self.value_normalizer.denormalize(value)

@@ -23,11 +23,14 @@ class Controller(nn.Module, ABC):
         output_size: feature size `H` of the outputs.
         sequence_kernel: what the last `forward_sequence` ran, where the controller chooses between a fused
             kernel and a PyTorch path (`"triton"`, `"eager (the inputs are on cpu)"`); None where it has no choice.
+        cuda_graph_blocker: why `forward_step` cannot be replayed as a CUDA graph (host syncs, state outside
+            the returned state), or None where it can: acting is then captured.
     """
 
     input_size: int
     output_size: int
     sequence_kernel: str | None = None
+    cuda_graph_blocker: str | None = None
 
     @abstractmethod
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:

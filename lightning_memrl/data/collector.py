@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
+from lightning_memrl.data.cuda_graphs import ActingGraph, write_at
 from lightning_memrl.data.gae import compute_gae, explained_variance
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.specs import env_spec_of
-from lightning_memrl.state import State, clone_state, map_state, stack_states
+from lightning_memrl.state import State, clone_state, copy_state_, map_state, stack_states, state_leaves
 
 
 @dataclass
@@ -43,6 +44,12 @@ class Rollout:
 class RolloutCollector:
     """Steps a `VectorTask` with a `RecurrentPolicy` and keeps everything needed to continue.
 
+    One acting step (`_step`) reads and writes tensors that stay in place from rollout to rollout: the
+    next observations, the recurrent state, the episode counters and the rollout buffers, written at a
+    step index held on the device. On a CUDA device that step is captured once as a CUDA graph and
+    replayed (`cuda_graphs`, see `data.cuda_graphs`); elsewhere, or where capture is impossible, it runs
+    eagerly, the same function. The rollout returned is a copy, so the buffers are free for the next one.
+
     An env that cannot be checkpointed (`restorable = False`, e.g. a gymnasium env) restarts its
     episodes after `load_state_dict`; counters and the sampling generator still continue.
 
@@ -54,6 +61,7 @@ class RolloutCollector:
         gamma: discount.
         gae_lambda: GAE lambda.
         seed: seed of the action-sampling generator.
+        cuda_graphs: `auto`, `on` or `off`: replay the acting step as a CUDA graph (see `data.cuda_graphs`).
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class RolloutCollector:
         gamma: float,
         gae_lambda: float,
         seed: int = 0,
+        cuda_graphs: str = "auto",
     ):
         self.env = env
         self.rollout_steps = rollout_steps
@@ -76,6 +85,7 @@ class RolloutCollector:
         self.env_spec = env_spec_of(env)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
+        self.graph = ActingGraph(cuda_graphs, "acting")
         self.env_steps = 0
         self._started = False
 
@@ -86,6 +96,7 @@ class RolloutCollector:
         self.env = env
         self.env_spec = env_spec_of(env)
         self._started = False
+        self.graph.invalidate()
 
     # --- state between rollouts -----------------------------------------------------------------
     def _start(self, policy: RecurrentPolicy, seed: int | None) -> None:
@@ -102,7 +113,33 @@ class RolloutCollector:
             self.state = policy.advance_state(self.history_obs.transpose(0, 1), self.state, self.history_starts.T)
         self.episode_return = torch.zeros(n, device=self.device)
         self.episode_length = torch.zeros(n, dtype=torch.long, device=self.device)
+        self._allocate()
         self._started = True
+
+    def _allocate(self) -> None:
+        """The buffers one rollout is written into (reused by every rollout; the step's tensors changed,
+        so a captured step is forgotten)."""
+        T, n, dev, spec = self.rollout_steps, self.env.num_envs, self.device, self.env_spec
+        self._buffers = _RolloutBuffers(
+            obs=torch.zeros(T, n, self.next_obs.shape[-1], device=dev),
+            starts=torch.zeros(T, n, dtype=torch.bool, device=dev),
+            actions=torch.zeros(T, n, *spec.action_shape, dtype=spec.action_dtype, device=dev),
+            log_probs=torch.zeros(T, n, device=dev),
+            values=torch.zeros(T, n, device=dev),
+            rewards=torch.zeros(T, n, device=dev),
+            terminated=torch.zeros(T, n, dtype=torch.bool, device=dev),
+            truncated=torch.zeros(T, n, dtype=torch.bool, device=dev),
+            final_values=torch.zeros(T, n, device=dev),
+        )
+        self._t = torch.zeros(1, dtype=torch.long, device=dev)  # the step being written
+        self._finished = torch.zeros(4, device=dev)  # episodes ended this rollout: count, returns, lengths, successes
+        self._no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.graph.invalidate()
+
+    def _step_tensors(self) -> list[torch.Tensor]:
+        """Every tensor `_step` reads or writes (besides the env's and the policy's own)."""
+        per_env = [self.next_obs, self.next_start, self.episode_return, self.episode_length, self._no_reset]
+        return [*per_env, *state_leaves(self.state), *vars(self._buffers).values(), self._t, self._finished]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue collecting exactly (envs, states, generators, counters)."""
@@ -113,14 +150,15 @@ class RolloutCollector:
             "env": self.env.state_dict(),
             "generator": self.generator.get_state(),
             "env_steps": self.env_steps,
-            "next_obs": self.next_obs,
-            "next_start": self.next_start,
-            "state": self.state,
+            # copies: acting keeps writing into these tensors
+            "next_obs": self.next_obs.clone(),
+            "next_start": self.next_start.clone(),
+            "state": clone_state(self.state),
             "history_obs": self.history_obs,
             "history_starts": self.history_starts,
             "history_state": self.history_state,
-            "episode_return": self.episode_return,
-            "episode_length": self.episode_length,
+            "episode_return": self.episode_return.clone(),
+            "episode_length": self.episode_length.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -135,99 +173,141 @@ class RolloutCollector:
             setattr(self, name, state[name].to(self.device))
         self.state = map_state(to_device, state["state"])
         self.history_state = map_state(to_device, state["history_state"])
+        self._allocate()
 
     # --- collection -----------------------------------------------------------------------------
+    @property
+    def acting(self) -> str:
+        """How acting ran in the last rollout: `cuda graph`, or `eager (why)`."""
+        return self.graph.ran
+
+    @torch.inference_mode(False)  # the kept tensors stay normal tensors whoever calls
     @torch.no_grad()
     def collect(self, policy: RecurrentPolicy, seed: int | None = None) -> Rollout:
         """Run `rollout_steps` steps in every env with `policy` (sampling) and compute GAE."""
         if not self._started:
             self._start(policy, seed)
-        T, n, L, b = self.rollout_steps, self.env.num_envs, self.seq_len, self.burn_in
-        dev = self.device
-        obs_buf = torch.empty(T, n, self.next_obs.shape[-1], device=dev)
-        starts = torch.empty(T, n, dtype=torch.bool, device=dev)
-        spec = self.env_spec
+        T, L, b = self.rollout_steps, self.seq_len, self.burn_in
         can_truncate = getattr(self.env, "can_truncate", True)  # gym envs do not say: assume they can
-        bootstrap_every_step = can_truncate and bootstraps_without_sync(dev)
-        actions = torch.empty(T, n, *spec.action_shape, dtype=spec.action_dtype, device=dev)
-        log_probs = torch.empty(T, n, device=dev)
-        values = torch.empty(T, n, device=dev)
-        rewards = torch.empty(T, n, device=dev)
-        terminated = torch.empty(T, n, dtype=torch.bool, device=dev)
-        truncated = torch.empty(T, n, dtype=torch.bool, device=dev)
-        final_values = torch.zeros(T, n, device=dev)
+        bootstrap = "every_step" if bootstraps_without_sync(self.device) else "when_cut"
+        bootstrap = bootstrap if can_truncate else "never"
+        self._t.zero_()  # before a capture too: its warm-up steps write at the first steps
+        self._finished.zero_()
+        self._buffers.final_values.zero_()
+        run_step = self.graph.prepare(
+            lambda: self._step(policy, bootstrap),
+            key=(bootstrap, id(self.env)),
+            policy=policy,
+            env=self.env,
+            device=self.device,
+            tensors=self._step_tensors(),
+            generators=[self.generator, *filter(None, [getattr(self.env, "generator", None)])],
+        )
         sequence_states = [self.history_state]  # sequence 0 starts at the history (burn-in) start
-        finished_return = torch.zeros((), device=dev)
-        finished_success = torch.zeros((), device=dev)
-        finished_length = torch.zeros((), device=dev)
-        finished_count = torch.zeros((), device=dev)
-
         for t in range(T):
             if (t + b) % L == 0 and t > 0 and t + b < T:
                 sequence_states.append(clone_state(self.state))
             if t + b == T and t > 0:
                 next_history_state = clone_state(self.state)
-            obs_buf[t] = self.next_obs
-            starts[t] = self.next_start
-            step = policy.act(self.next_obs, self.state, self.next_start, generator=self.generator)
-            obs, reward, term, trunc, info = self.env.step(step.action)
-            actions[t], log_probs[t], values[t] = step.action, step.log_prob, step.value
-            rewards[t], terminated[t], truncated[t] = reward, term, trunc
-            self.state = step.state
-            if bootstrap_every_step or (can_truncate and bool(trunc.any())):  # bootstrap a cut from its final obs
-                no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
-                final_value = policy.predict_value(info["final_observation"], self.state, no_reset)
-                final_values[t] = torch.where(trunc, final_value, 0.0)
-            done = term | trunc
-            self.episode_return += reward
-            self.episode_length += 1
-            finished_count += done.sum()
-            finished_return += (self.episode_return * done).sum()
-            finished_length += (self.episode_length * done).sum()
-            finished_success += info["success"].sum()
-            self.episode_return = self.episode_return * ~done
-            self.episode_length = self.episode_length * ~done
-            self.next_obs, self.next_start = obs, done
+            run_step()
 
         if b == 0:
             next_history_state = clone_state(self.state)
+        buffers = _RolloutBuffers(**{name: x.clone() for name, x in vars(self._buffers).items()})
         last_value = policy.predict_value(self.next_obs, self.state, self.next_start)
-        next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
-        next_values = torch.where(truncated, final_values, next_values)
+        next_values = torch.cat([buffers.values[1:], last_value.unsqueeze(0)])
+        next_values = torch.where(buffers.truncated, buffers.final_values, next_values)
         advantages, returns = compute_gae(
-            rewards, values, next_values, terminated, truncated, self.gamma, self.gae_lambda
+            buffers.rewards,
+            buffers.values,
+            next_values,
+            buffers.terminated,
+            buffers.truncated,
+            self.gamma,
+            self.gae_lambda,
         )
-        policy.end_rollout(advantages, rewards, terminated, truncated)
+        policy.end_rollout(advantages, buffers.rewards, buffers.terminated, buffers.truncated)
+        count, total_return, total_length, successes = self._finished.clone()
         stats = {
-            "episodes": finished_count,
-            "episode_return": finished_return / finished_count.clamp_min(1),
-            "episode_length": finished_length / finished_count.clamp_min(1),
-            "success_rate": finished_success / finished_count.clamp_min(1),
-            "explained_variance": explained_variance(values, returns),
-            "reward_mean": rewards.mean(),
+            "episodes": count,
+            "episode_return": total_return / count.clamp_min(1),
+            "episode_length": total_length / count.clamp_min(1),
+            "success_rate": successes / count.clamp_min(1),
+            "explained_variance": explained_variance(buffers.values, returns),
+            "reward_mean": buffers.rewards.mean(),
         }
         if not getattr(self.env, "reports_success", True):  # an env without a success signal
             del stats["success_rate"]
         rollout = Rollout(
-            obs=torch.cat([self.history_obs, obs_buf]),
-            starts=torch.cat([self.history_starts, starts]),
-            actions=actions,
-            log_probs=log_probs,
-            values=values,
-            rewards=rewards,
-            terminated=terminated,
-            truncated=truncated,
+            obs=torch.cat([self.history_obs, buffers.obs]),
+            starts=torch.cat([self.history_starts, buffers.starts]),
+            actions=buffers.actions,
+            log_probs=buffers.log_probs,
+            values=buffers.values,
+            rewards=buffers.rewards,
+            terminated=buffers.terminated,
+            truncated=buffers.truncated,
             next_values=next_values,
             advantages=advantages,
             returns=returns,
             sequence_states=stack_states(sequence_states),
             stats=stats,
         )
-        self.history_obs = obs_buf[T - b :].clone()
-        self.history_starts = starts[T - b :].clone()
+        self.history_obs = buffers.obs[T - b :].clone()
+        self.history_starts = buffers.starts[T - b :].clone()
         self.history_state = next_history_state
-        self.env_steps += T * n
+        self.env_steps += T * self.env.num_envs
         return rollout
+
+    def _step(self, policy: RecurrentPolicy, bootstrap: str) -> None:
+        """One acting step, every result written in place (the function a CUDA graph captures).
+
+        Reads the next observations, episode starts and recurrent state; writes them for the step after,
+        and this step's transition into the rollout buffers at the device step index `_t` (then + 1).
+        `bootstrap`: `every_step` values every final observation (no host sync), `when_cut` only when an
+        env was cut (a sync: eager only), `never` for tasks that cannot truncate.
+        """
+        buf, t = self._buffers, self._t
+        obs, start, state = self.next_obs, self.next_start, self.state
+        write_at(buf.obs, t, obs)
+        write_at(buf.starts, t, start)
+        step = policy.act(obs, state, start, generator=self.generator)
+        next_obs, reward, term, trunc, info = self.env.step(step.action)
+        copy_state_(state, step.state)
+        write_at(buf.actions, t, step.action)
+        write_at(buf.log_probs, t, step.log_prob)
+        write_at(buf.values, t, step.value)
+        write_at(buf.rewards, t, reward)
+        write_at(buf.terminated, t, term)
+        write_at(buf.truncated, t, trunc)
+        if bootstrap == "every_step" or (bootstrap == "when_cut" and bool(trunc.any())):
+            final_value = policy.predict_value(info["final_observation"], state, self._no_reset)
+            write_at(buf.final_values, t, torch.where(trunc, final_value, 0.0))
+        done = term | trunc
+        self.episode_return += reward
+        self.episode_length += 1
+        ended = [done.sum(), (self.episode_return * done).sum(), (self.episode_length * done).sum()]
+        self._finished += torch.stack([x.float() for x in (*ended, info["success"].sum())])
+        self.episode_return.mul_(~done)
+        self.episode_length.mul_(~done)
+        obs.copy_(next_obs)
+        start.copy_(done)
+        t += 1
+
+
+@dataclass
+class _RolloutBuffers:
+    """One rollout's per-step tensors, `[T, N, ...]` (see `Rollout`); `obs` and `starts` without burn-in."""
+
+    obs: torch.Tensor
+    starts: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_values: torch.Tensor
 
 
 def bootstraps_without_sync(device: torch.device) -> bool:

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lightning_memrl.data.batch import SequenceBatch
 from lightning_memrl.data.collector import RolloutCollector, sequences
-from lightning_memrl.data.evaluation import evaluate
+from lightning_memrl.data.cuda_graphs import check_cuda_graphs
+from lightning_memrl.data.evaluation import Evaluator
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.gym_adapter import VECTORIZATION_MODES
@@ -68,6 +69,10 @@ class RolloutDataModule(L.LightningDataModule):
         wrappers: gymnasium wrappers of each `gym:` env copy, applied in order before vectorisation:
             a list of `{class_path: ..., init_args: {...}}` (e.g. `minigrid.wrappers.ImgObsWrapper`,
             `gymnasium.wrappers.FrameStackObservation` with `stack_size`); see `lightning_memrl.envs.wrappers`.
+        cuda_graphs: replay the acting step (policy, env step, bookkeeping) of collection and evaluation as
+            a CUDA graph: `auto` (on a CUDA device where it can be captured, else eager: quietly on a CPU,
+            with a warning naming the reason on CUDA), `on` (the same, with a warning wherever it cannot),
+            `off` (always eager). `acting` says what ran.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class RolloutDataModule(L.LightningDataModule):
         eval_episodes: int = 256,
         vectorization: str = "sync",
         wrappers: list[dict[str, Any]] | None = None,
+        cuda_graphs: str = "auto",
     ):
         super().__init__()
         self.env_name = env
@@ -106,10 +112,12 @@ class RolloutDataModule(L.LightningDataModule):
         self.eval_episodes = eval_episodes
         self.vectorization = vectorization
         self.wrappers = list(wrappers or [])
+        self.cuda_graphs = cuda_graphs
         self._check_shapes()
         self.env_spec = self._probe_spec(self.env_kwargs)
         self.collector: RolloutCollector | None = None
         self.eval_env: VectorTask | None = None
+        self._evaluator: Evaluator | None = None
         self.iteration = 0
         self.collect_seconds = 0.0
         self._pending_state: dict[str, Any] | None = None
@@ -133,6 +141,7 @@ class RolloutDataModule(L.LightningDataModule):
             raise ConfigError(f"data.update_epochs must be >= 1, got {self.update_epochs}")
         if self.vectorization not in VECTORIZATION_MODES:
             raise ConfigError(f"data.vectorization must be one of {VECTORIZATION_MODES}, got {self.vectorization!r}")
+        check_cuda_graphs(self.cuda_graphs)
 
     def make_env(
         self, num_envs: int, device: torch.device | str, seed: int, vectorization: str | None = None
@@ -173,7 +182,7 @@ class RolloutDataModule(L.LightningDataModule):
                 _close(self.collector.env)
             env = self.make_env(self.num_envs, self.device, seed)
             self.collector = RolloutCollector(
-                env, self.rollout_steps, self.seq_len, self.burn_in, self.gamma, self.gae_lambda, seed
+                env, self.rollout_steps, self.seq_len, self.burn_in, self.gamma, self.gae_lambda, seed, self.cuda_graphs
             )
         if self.eval_env is None or self.eval_env.device != self.device:
             _close(self.eval_env)
@@ -239,6 +248,8 @@ class RolloutDataModule(L.LightningDataModule):
         assert self.collector is not None, "setup() must run first"
         started = time.perf_counter()
         rollout = self.collector.collect(policy, seed=self.seed + 1000 * self.rank)
+        if self.collector.device.type == "cuda":  # replayed graphs run ahead of the host: time the device's work
+            torch.cuda.synchronize(self.collector.device)
         self.collect_seconds += time.perf_counter() - started
         self.iteration += 1
         data = sequences(rollout, self.seq_len, self.burn_in)
@@ -265,9 +276,19 @@ class RolloutDataModule(L.LightningDataModule):
     def evaluate(self, policy: RecurrentPolicy, num_episodes: int | None = None) -> dict[str, torch.Tensor]:
         """Greedy evaluation episodes on the evaluation envs (same seed each time: comparable)."""
         assert self.eval_env is not None, "setup() must run first"
-        return evaluate(
-            policy, self.eval_env, num_episodes or self.eval_episodes, seed=self.seed + 500 + 1000 * self.rank
-        )
+        if self._evaluator is None or self._evaluator.env is not self.eval_env:
+            self._evaluator = Evaluator(self.eval_env, self.cuda_graphs)
+        return self._evaluator(policy, num_episodes or self.eval_episodes, seed=self.seed + 500 + 1000 * self.rank)
+
+    @property
+    def acting(self) -> dict[str, str]:
+        """How collection and evaluation stepped last: `cuda graph`, or `eager (why)`; absent before they ran."""
+        ran = {}
+        if self.collector is not None:
+            ran["collect"] = self.collector.acting
+        if self._evaluator is not None:
+            ran["evaluate"] = self._evaluator.acting
+        return ran
 
     # --- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -20,7 +20,12 @@ class Action(NamedTuple):
 
 @runtime_checkable
 class RecurrentPolicy(Protocol):
-    """A recurrent policy the collector can drive (the agent implements it)."""
+    """A recurrent policy the collector can drive (the agent implements it).
+
+    A policy may also define `cuda_graph_blockers() -> list[str]`: why its acting step cannot be replayed
+    as a CUDA graph (empty: it can). Without it, acting on CUDA is captured when `data.cuda_graphs` allows
+    and the capture checks pass (see `data.cuda_graphs`).
+    """
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The recurrent state of `batch_size` fresh episodes."""

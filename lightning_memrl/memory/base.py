@@ -23,10 +23,13 @@ class Memory(nn.Module, ABC):
     Attributes:
         query_size: feature size of the query (the controller output size).
         read_size: feature size of what a read returns, fed to the policy / value heads.
+        cuda_graph_blocker: why `forward_step` cannot be replayed as a CUDA graph (it keeps state outside
+            the recurrent state, or syncs with the host), or None where it can: acting is then captured.
     """
 
     query_size: int
     read_size: int
+    cuda_graph_blocker: str | None = None
 
     @abstractmethod
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:

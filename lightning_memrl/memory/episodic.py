@@ -99,6 +99,8 @@ class EpisodicMemory(Memory):
         write_quantile: ... or, when set, at or above this quantile of the rollout's scores (in [0, 1)).
     """
 
+    cuda_graph_blocker = "its store is shared outside the recurrent state: a step searches it and writes to it"
+
     def __init__(
         self,
         query_size: int = 128,

@@ -221,3 +221,31 @@ def test_burn_in_replay_does_not_write_the_episodic_store():
     size = agent.memory.store.size
     agent.evaluate_sequences(batch)
     assert size == 6 * 24 and agent.memory.store.size == size
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cuda_graphs", ["off", "on"])
+@pytest.mark.parametrize("memory", [None, *sorted(MEMORIES)])
+@pytest.mark.parametrize("burn_in", [0, 3])
+def test_replay_from_stored_states_on_cuda_with_and_without_graphs(burn_in, memory, cuda_graphs):
+    """Collected on CUDA, acting replayed as a CUDA graph or not: training's replay gives acting's log-probs."""
+    import warnings
+
+    from lightning_memrl.data import RolloutCollector
+
+    dm = _datamodule(burn_in)
+    dm.collector = RolloutCollector(dm.make_env(6, "cuda", 3), 24, 8, burn_in, 0.99, 0.95, 3, cuda_graphs)
+    sees_input = memory is not None and memory.endswith("_sees_input")
+    agent = RecurrentPPO(
+        GRU(16), env_spec=dm.env_spec, memory=MEMORIES[memory]() if memory else None, memory_sees_input=sees_input
+    ).cuda()
+    for _iteration in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an episodic memory acts eagerly, with a warning
+            batches = list(dm.iterate(agent))
+        for batch in batches:
+            log_prob, _, value = agent.evaluate_sequences(batch)
+            torch.testing.assert_close(log_prob, batch.log_probs, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(value, batch.values, atol=1e-4, rtol=1e-4)
+    graphed = cuda_graphs == "on" and memory != "episodic_episode"
+    assert (dm.collector.acting == "cuda graph") == graphed, dm.collector.acting
