@@ -5,11 +5,15 @@
     memrl bench throughput --device cuda --devices 2 --num-envs 16384   # DDP, envs per GPU
     memrl bench throughput --device cuda --controller mamba2 --mamba-backend mamba_ssm --horizon 1000 \
         --rollout-steps 1024 --seq-len 1024 --num-envs 1024
+    memrl bench throughput --device cuda --num-envs 4096 --memory kv_age --cuda-graphs off on
+    memrl bench throughput --config configs/models/memories/kv_lag.yaml --controller lightning_memrl.controllers.LSTM
 
 Times whole PPO iterations (collection + GAE + update epochs, in `lightning.Trainer.fit`) after
-warm-up iterations, and reports the share of time spent collecting. With `--devices N` the fit runs
-under Lightning DDP (gloo processes on CPU): every rank collects its own `num_envs` envs, the figure
-counts the env steps of all ranks, and only rank 0 prints and writes the JSON.
+warm-up iterations, and reports the share of time spent collecting (device time: synchronized), and what
+ran: the agent, whether acting ran as a CUDA graph (`--cuda-graphs`, each value one run), the device. The
+controller and memory come from names, config files or class paths (see `agent_parts`). With `--devices N`
+the fit runs under Lightning DDP (gloo processes on CPU): every rank collects its own `num_envs` envs, the
+figure counts the env steps of all ranks, and only rank 0 prints and writes the JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.callbacks.results import accelerator_name
 from lightning_memrl.controllers.base import kernels_ran
 from lightning_memrl.data import RolloutDataModule
+from lightning_memrl.tools.bench.agent_parts import agent_parts
 from lightning_memrl.tools.bench.controllers import controller_factories
 from lightning_memrl.tools.bench.timing import synchronize
 
@@ -61,22 +66,27 @@ def run(
     device: str = "cpu",
     precision: str = "32-true",
     horizon: int = 50,
-    controller: str = "gru",
+    controller: str | None = "gru",
     mamba_backend: str = "auto",
     fused_scan: bool | None = None,
     devices: int = 1,
+    memory: str | None = None,
+    configs: Sequence[str] = (),
+    cuda_graphs: str = "auto",
 ) -> dict[str, Any] | None:
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
-    `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...);
-    `fused_scan` is the GRU's requested scan (Triton kernels on CUDA, eager, or automatic). The result says
-    what ran: `ran` (each choosing controller's kernel, e.g. `{"GRU": "triton"}`) and `device` (its name).
+    `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...) or a class
+    path; `memory` a memory config name, file or class path; `configs` config files whose `model:` parts
+    (controller, memory, memory flags) are used (see `agent_parts`). `fused_scan` is the GRU's requested
+    scan (Triton kernels on CUDA, eager, or automatic); `cuda_graphs` the data module's switch. The result
+    says what ran: `ran` (each choosing controller's kernel, e.g. `{"GRU": "triton"}`, and `acting`: `cuda
+    graph` or `eager (why)`) and `device` (its name).
     `devices > 1` trains under DDP with `num_envs` envs per device; returns None on ranks other than 0.
     """
     factories = controller_factories(mamba_backend, context=seq_len, gru_fused_scan=fused_scan)
-    if controller not in factories:
-        raise ValueError(f"unknown controller {controller!r}; choose one of {', '.join(factories)}")
     L.seed_everything(0, verbose=False)
+    ctl, mem, flags, name = agent_parts(controller, memory, configs, hidden, factories)
     steps = num_envs * rollout_steps
     dm = RolloutDataModule(
         env="delayed_cue",
@@ -86,8 +96,9 @@ def run(
         seq_len=seq_len,
         minibatch_size=steps // num_minibatches,
         update_epochs=update_epochs,
+        cuda_graphs=cuda_graphs,
     )
-    agent = RecurrentPPO(factories[controller](hidden), env_spec=dm.env_spec)
+    agent = RecurrentPPO(ctl, env_spec=dm.env_spec, memory=mem, **flags)
     timer = _IterationTimer()
     trainer = L.Trainer(
         max_epochs=warmup + iterations,
@@ -113,10 +124,12 @@ def run(
     collect = sum(timer.collect[warmup:])
     return {
         "benchmark": "throughput",
-        "controller": f"{controller}-{hidden}",
+        "controller": f"{name.split(' + ')[0]}-{ctl.output_size}",
+        "agent": name,
         "fused_scan": fused_scan,
         "mamba_backend": mamba_backend,
-        "ran": kernels_ran(agent) or {"controller": "pytorch"},
+        "cuda_graphs": cuda_graphs,
+        "ran": {**(kernels_ran(agent) or {"controller": "pytorch"}), "acting": dm.acting.get("collect")},
         "horizon": horizon,
         "num_envs": num_envs,
         "devices": trainer.world_size,
@@ -149,7 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--num-envs", type=int, nargs="+", default=[256])
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--controller", default="gru", help="a controller of `memrl bench controllers` (default gru)")
+    parser.add_argument(
+        "--controller",
+        default=None,
+        help="a controller of `memrl bench controllers` or a class path (default: the configs', else gru)",
+    )
+    parser.add_argument("--memory", help="a memory: a name of configs/models/memories, a config file or a class path")
+    parser.add_argument(
+        "--config", action="append", default=[], help="a config file whose model section is used (repeatable)"
+    )
+    parser.add_argument(
+        "--cuda-graphs",
+        nargs="+",
+        choices=("auto", "on", "off"),
+        default=["auto"],
+        help="acting as CUDA graphs; several values run one after the other (e.g. off on)",
+    )
     parser.add_argument("--mamba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
     parser.add_argument("--horizon", type=int, default=50, help="delayed_cue episode length")
     parser.add_argument(
@@ -171,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.devices > 1 and len(args.num_envs) > 1:
         parser.error("with --devices > 1 give one --num-envs per run (each DDP fit starts its own processes)")
     results = []
-    for num_envs in args.num_envs:
+    for num_envs, cuda_graphs in ((n, g) for n in args.num_envs for g in args.cuda_graphs):
         result = run(
             num_envs=num_envs,
             hidden=args.hidden,
@@ -188,14 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             mamba_backend=args.mamba_backend,
             fused_scan={"auto": None, "on": True, "off": False}[args.fused_scan],
             devices=args.devices,
+            memory=args.memory,
+            configs=args.config,
+            cuda_graphs=cuda_graphs,
         )
         if result is None:  # a DDP rank other than 0
             return 0
         results.append(result)
         ran = ", ".join(f"{name} {kernel}" for name, kernel in result["ran"].items())
         print(
-            f"{result['controller']} [ran: {ran}] num_envs={num_envs:>6} x {args.devices} "
-            f"{result['device']}: "
+            f"{result['agent']} [ran: {ran}] num_envs={num_envs:>6} x {args.devices} {result['device']}: "
             f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "
             f"(collect {result['collect_share']:.0%}, train {result['train_share']:.0%}, "
             f"{result['seconds_per_iteration']:.3f} s/iteration)"

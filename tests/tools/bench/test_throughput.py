@@ -31,7 +31,7 @@ def test_throughput_benchmark_prints_and_writes_what_ran(tmp_path, capsys):
         assert main([*args, "--fused-scan", "on", "--iterations", "1", "--warmup", "1", "--json", str(out)]) == 0
     (result,) = json.loads(out.read_text())
     assert result["fused_scan"] is True  # the request
-    assert result["ran"] == {"GRU": "eager (the inputs are on cpu; triton is not installed)"}  # what ran
+    assert result["ran"]["GRU"] == "eager (the inputs are on cpu; triton is not installed)"  # what ran
     assert "[ran: GRU eager (the inputs are on cpu" in capsys.readouterr().out
 
 
@@ -61,3 +61,18 @@ def test_ddp_throughput_counts_the_env_steps_of_every_rank(tmp_path):
     (result,) = json.loads(out.read_text())
     assert result["devices"] == 2 and result["env_steps_per_s"] > 0
     assert proc.stdout.count("env-steps/s end to end") == 1  # rank 0 alone reports
+
+
+def test_throughput_takes_a_memory_and_runs_each_cuda_graphs_value(tmp_path, capsys):
+    """`--memory kv_age --cuda-graphs off on`: two runs of GRU + KV memory, each saying how acting ran."""
+    out = tmp_path / "t.json"
+    args = ["bench", "throughput", "--num-envs", "4", "--hidden", "8", "--rollout-steps", "8", "--seq-len", "8"]
+    args += ["--memory", "kv_age", "--cuda-graphs", "off", "on", "--iterations", "1", "--warmup", "1"]
+    assert main([*args, "--json", str(out)]) == 0
+    off, on = json.loads(out.read_text())
+    assert off["agent"] == on["agent"] == "gru + KVMemory (kv_age)"
+    assert (off["cuda_graphs"], on["cuda_graphs"]) == ("off", "on")
+    assert off["ran"]["acting"] == "eager (data.cuda_graphs=off)"
+    assert on["ran"]["acting"].startswith("eager (the envs are on cpu")  # this machine has no CUDA device
+    printed = capsys.readouterr().out
+    assert printed.count("gru + KVMemory (kv_age)") == 2 and "acting eager (data.cuda_graphs=off)" in printed
