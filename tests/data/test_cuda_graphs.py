@@ -455,7 +455,7 @@ def test_graph_replay_equals_eager_acting_on_cuda(controller, memory, flags):
         agent = _agent(env, controller=ctl, memory=_memories()[memory]() if memory else None, **flags).cuda()
         collector = RolloutCollector(env, 24, 8, 3, 0.99, 0.95, seed=0, cuda_graphs=mode)
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no fallback allowed here
+            warnings.filterwarnings("error", message="data.cuda_graphs")  # no fallback allowed here
             rollouts = [collector.collect(agent, seed=7) for _ in range(2)]
         results[mode] = (rollouts, collector)
     (eager, eager_collector), (replayed, graphed) = results["off"], results["on"]
