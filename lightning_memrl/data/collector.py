@@ -110,7 +110,8 @@ class RolloutCollector:
         self.history_state = policy.initial_state(n, self.device)
         self.state = clone_state(self.history_state)
         if b:  # acting starts where training's replay of that history ends (an episodic tick counts those steps)
-            self.state = policy.advance_state(self.history_obs.transpose(0, 1), self.state, self.history_starts.T)
+            state = policy.advance_state(self.history_obs.transpose(0, 1), self.state, self.history_starts.T)
+            self.state = clone_state(state)  # leaves of their own: acting writes into them
         self.episode_return = torch.zeros(n, device=self.device)
         self.episode_length = torch.zeros(n, dtype=torch.long, device=self.device)
         self._allocate()

@@ -10,7 +10,7 @@ import torch
 from lightning_memrl.data.cuda_graphs import ActingGraph
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
-from lightning_memrl.state import State, copy_state_, same_layout, state_leaves
+from lightning_memrl.state import State, clone_state, copy_state_, same_layout, state_leaves
 
 
 @dataclass
@@ -109,7 +109,7 @@ class Evaluator:
             s = _EvaluationTensors(
                 obs=torch.empty_like(obs),
                 start=torch.empty(n, dtype=torch.bool, device=obs.device),
-                state=state,
+                state=clone_state(state),  # leaves of their own: each step writes into them
                 counted=torch.empty(n, dtype=torch.long, device=obs.device),
                 episode_return=torch.empty(n, device=obs.device),
                 episode_length=torch.empty(n, device=obs.device),
