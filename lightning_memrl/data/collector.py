@@ -287,10 +287,13 @@ class RolloutCollector:
         done = term | trunc
         self.episode_return += reward
         self.episode_length += 1
-        ended = [done.sum(), (self.episode_return * done).sum(), (self.episode_length * done).sum()]
-        self._finished += torch.stack([x.float() for x in (*ended, info["success"].sum())])
-        self.episode_return.mul_(~done)
-        self.episode_length.mul_(~done)
+        ended = done.float()  # count, returns, lengths and successes of the episodes that end here
+        self._finished += torch.stack(
+            [ended, self.episode_return * ended, self.episode_length * ended, info["success"].float()]
+        ).sum(1)
+        going_on = ~done
+        self.episode_return.mul_(going_on)
+        self.episode_length.mul_(going_on)
         obs.copy_(next_obs)
         start.copy_(done)
         t += 1

@@ -275,4 +275,5 @@ class ActingGraph:
 
 def write_at(buffer: torch.Tensor, index: torch.Tensor, value: torch.Tensor) -> None:
     """`buffer[index] = value` for a one-element device `index` (no host sync, so a graph can hold it)."""
-    buffer.index_put_((index,), value.to(buffer.dtype).unsqueeze(0))
+    value = value if value.dtype == buffer.dtype else value.to(buffer.dtype)
+    buffer.index_put_((index,), value.unsqueeze(0))
