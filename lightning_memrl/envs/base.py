@@ -63,7 +63,7 @@ class VectorTask(ABC):
         self.generator.manual_seed(0 if seed is None else seed)
         # the step every env is at (fixed-length tasks, from `reset` on), or None when not known
         self._clock: int | None = None
-        self._in_place = False
+        self._pinned: dict[str, torch.Tensor] | None = None  # the state tensors kept in place, while on
 
     # --- spaces --------------------------------------------------------------------------------
     @property
@@ -89,10 +89,9 @@ class VectorTask(ABC):
         """Start a new episode in every env; `seed` reseeds the task's generator."""
         if seed is not None:
             self.generator.manual_seed(seed)
-        before = self._state_tensors()
         self._reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
-        self._clock = 0 if self.fixed_length and not self._in_place else None
-        self._copy_back(before)
+        self._clock = 0 if self.fixed_length and self._pinned is None else None
+        self._copy_back()
         return self._observe(), {}
 
     def step(
@@ -102,37 +101,40 @@ class VectorTask(ABC):
 
         Where no episode ends at this step, `info["final_observation"]` may be the `obs` tensor itself.
         """
-        if not self._in_place:
-            return self._step(actions)
-        before = self._state_tensors()
         out = self._step(actions)
-        self._copy_back(before)
+        self._copy_back()
         return out
 
     def keep_in_place(self, on: bool = True) -> None:
         """Keep every state tensor at its address (`on`), or let steps replace them again (`off`).
 
-        While on, `step` and `reset` copy the state tensors they compute (a task may write
-        `self.t = self.t + 1`) back into the tensors the step read, and the fixed-length clock is off:
-        every step runs the same kernels, the reset of finished envs included, on the same memory, which
-        is what a CUDA graph replaying `step` needs. The rules are the same, but the reset work may draw from
-        the generator at steps where a clocked run skips it, so the episode content can differ from a clocked
-        run with the same seed. Turning it off finds the clock again (one host sync).
+        While on, `step` and `reset` (a subclass's too, when it ends in `VectorTask.reset`) copy the state
+        tensors they compute (a task may write `self.t = self.t + 1`) into the tensors `_state_tensors()`
+        named when it was turned on, and the fixed-length clock is off: every step runs the same kernels, the
+        reset of finished envs included, on the same memory, which is what a CUDA graph replaying `step`
+        needs. The rules are the same, but the reset work may draw from the generator at steps where a
+        clocked run skips it, so the episode content can differ from a clocked run with the same seed.
+        Turning it off finds the clock again (one host sync).
         """
-        self._in_place = on
+        self._pinned = dict(self._state_tensors()) if on else None
         self._clock = None
         if not on:
             self._recover_clock()
 
-    def _copy_back(self, before: dict[str, torch.Tensor]) -> None:
-        """While `keep_in_place` is on: write state tensors a step replaced into the ones it read."""
-        if not self._in_place:
+    @property
+    def kept_in_place(self) -> bool:
+        """Whether `keep_in_place()` is on."""
+        return self._pinned is not None
+
+    def _copy_back(self) -> None:
+        """While `keep_in_place` is on: write the state tensors that replaced the kept ones into them."""
+        if self._pinned is None:
             return
-        for name, new in self._state_tensors().items():
-            old = before[name]
-            if new is not old:
-                old.copy_(new)
-                setattr(self, name, old)
+        for name, kept in self._pinned.items():
+            new = getattr(self, name)
+            if new is not kept:
+                kept.copy_(new)
+                setattr(self, name, kept)
 
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         reward, terminated, truncated, success = self._advance(actions.to(self.device))
@@ -193,7 +195,7 @@ class VectorTask(ABC):
             getattr(self, name).copy_(value)
         self.generator.set_state(state["generator"].cpu())
         self._clock = None
-        if not self._in_place:
+        if self._pinned is None:
             self._recover_clock()
 
     def _recover_clock(self) -> None:

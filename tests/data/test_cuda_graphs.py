@@ -284,7 +284,7 @@ def test_a_failed_capture_falls_back_to_eager_acting_with_a_warning():
     with pytest.warns(UserWarning, match="acting runs eagerly, not as a CUDA graph: capture failed: RuntimeError"):
         rollouts = [collector.collect(agent, seed=7) for _ in range(2)]
     assert collector.acting.startswith("eager (capture failed")
-    assert not env._in_place  # the env is clocked again
+    assert not env.kept_in_place  # the env is clocked again
     torch.manual_seed(0)
     env = _env()
     reference = _collector(env).collect(_agent(env), seed=7)
