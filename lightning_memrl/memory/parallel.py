@@ -65,7 +65,7 @@ class ParallelMemory(Memory):
     ) -> tuple[torch.Tensor, tuple[State, ...]]:
         """`query [B, H]`, `reset [B]` -> `(read [B, sum of read sizes], next states)`."""
         outs = [m.forward_step(query, s, reset) for m, s in zip(self.memories, state, strict=True)]
-        return self._fuse(query, [read for read, _ in outs]), tuple(s for _, s in outs)
+        return self._fuse(query, [read for read, _ in outs], diagnose=False), tuple(s for _, s in outs)
 
     def forward_sequence(
         self, query: torch.Tensor, state: tuple[State, ...], reset: torch.Tensor
@@ -74,12 +74,16 @@ class ParallelMemory(Memory):
         outs = [m.forward_sequence(query, s, reset) for m, s in zip(self.memories, state, strict=True)]
         return self._fuse(query, [read for read, _ in outs]), tuple(s for _, s in outs)
 
-    def _fuse(self, query: torch.Tensor, reads: list[torch.Tensor]) -> torch.Tensor:
-        """`query [..., H]`, reads `[..., R_i]` -> `[..., sum R_i]`, each read scaled by its gate when gated."""
+    def _fuse(self, query: torch.Tensor, reads: list[torch.Tensor], diagnose: bool = True) -> torch.Tensor:
+        """`query [..., H]`, reads `[..., R_i]` -> `[..., sum R_i]`, each read scaled by its gate when gated.
+
+        `diagnose`: keep the gates' means for `diagnostics` (training's sequences; an acting step keeps no host
+        state, so it can be replayed as a CUDA graph)."""
         if self.gate is None:
             return torch.cat(reads, dim=-1)
         gates = torch.sigmoid(self.gate(query))  # [..., M]
-        self._gate_means = gates.detach().reshape(-1, gates.shape[-1]).mean(0)
+        if diagnose:
+            self._gate_means = gates.detach().reshape(-1, gates.shape[-1]).mean(0)
         return torch.cat([gates[..., i : i + 1] * read for i, read in enumerate(reads)], dim=-1)
 
     @contextmanager

@@ -432,9 +432,39 @@ def _memories() -> dict:
     return MEMORIES
 
 
+def _gated_parallel():
+    from lightning_memrl.memory import ParallelMemory, SlotMemory
+    from tests.memory.conftest import QUERY
+
+    return ParallelMemory([SlotMemory(QUERY, num_slots=4, slot_dim=6), KVMemory(QUERY, 5, 2, 3)], fusion="gate")
+
+
 GPU_CASES = [(name, None, {}) for name in controller_factories("auto", context=16)]
 GPU_CASES += [("gru", name, {}) for name in sorted(_memories())]
 GPU_CASES += [("gru", "kv_age", {"memory_sees_input": True}), ("gru", "kv", {"feed_memory_back": True})]
+GPU_CASES += [("gru", "parallel_gated", {})]
+
+
+def _case_agent(env, controller, memory, flags):
+    from tests.memory.conftest import QUERY
+
+    hidden = 16 if memory is None else QUERY // 2 if flags.get("memory_sees_input") else QUERY
+    ctl = controller_factories("auto", context=16)[controller](hidden)
+    make = _gated_parallel if memory == "parallel_gated" else _memories().get(memory)
+    return _agent(env, controller=ctl, memory=make() if make else None, **flags)
+
+
+@pytest.mark.parametrize("controller, memory, flags", GPU_CASES)
+def test_every_controller_and_memory_step_passes_the_capture_checks(controller, memory, flags):
+    """With the CPU stand-in: no controller or memory keeps host state in its acting step (a diagnostic
+    written by `forward_step` would make the capture refuse it on CUDA)."""
+    env = _env("t_maze", num_envs=4)
+    collector = RolloutCollector(env, 8, 8, 0, 0.99, 0.95, cuda_graphs="on")
+    collector.graph = ActingGraph("on", "acting", backend=StandIn())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="data.cuda_graphs")
+        collector.collect(_case_agent(env, controller, memory, flags))
+    assert collector.acting == "cuda graph"
 
 
 @pytest.mark.gpu
@@ -442,17 +472,13 @@ GPU_CASES += [("gru", "kv_age", {"memory_sees_input": True}), ("gru", "kv", {"fe
 def test_graph_replay_equals_eager_acting_on_cuda(controller, memory, flags):
     """Every controller (alone) and every memory (with a GRU): two rollouts replayed as a CUDA graph equal
     eager acting on the same in-place env: actions, log-probs, values, GAE, stored and final states."""
-    from tests.memory.conftest import QUERY
-
-    hidden = 16 if memory is None else QUERY // 2 if flags.get("memory_sees_input") else QUERY
     results = {}
     for mode in ("off", "on"):
         torch.manual_seed(0)
         env = _env("t_maze", num_envs=16, device="cuda")
         if mode == "off":
             env.keep_in_place()  # the episodes a capture sees
-        ctl = controller_factories("auto", context=16)[controller](hidden)
-        agent = _agent(env, controller=ctl, memory=_memories()[memory]() if memory else None, **flags).cuda()
+        agent = _case_agent(env, controller, memory, flags).cuda()
         collector = RolloutCollector(env, 24, 8, 3, 0.99, 0.95, seed=0, cuda_graphs=mode)
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message="data.cuda_graphs")  # no fallback allowed here
