@@ -21,6 +21,7 @@ from lightning_memrl.data.policy import Action
 from lightning_memrl.encoders import ENCODERS, action_mask, make_encoder, orthogonal_
 from lightning_memrl.errors import ConfigError, TrainingDivergedError
 from lightning_memrl.memory.base import Memory
+from lightning_memrl.memory.episode_clock import EpisodeClock
 from lightning_memrl.specs import EnvSpec
 from lightning_memrl.state import State, detach_state
 
@@ -53,6 +54,10 @@ class RecurrentPPO(L.LightningModule):
         feed_memory_back: also give the memory read of step `t` to the encoder at step `t + 1`
             (concatenated to the observation; zero at an episode's first step). Needs `memory`; the
             recurrence then runs through the memory, so training replays sequences step by step.
+        memory_clock: width of an `EpisodeClock` code (per-episode counts of each observation feature
+            and of steps, as sinusoids) appended to the memory's query, so a read can address the i-th
+            event of a kind or the step d back by a linear match (0: none). `memory.query_size` then
+            includes it.
         lr: Adam learning rate.
         adam_eps: Adam epsilon.
         anneal_lr: decay the learning rate linearly to 0 over `trainer.max_epochs` iterations.
@@ -78,6 +83,7 @@ class RecurrentPPO(L.LightningModule):
         memory: Memory | None = None,
         memory_sees_input: bool = False,
         feed_memory_back: bool = False,
+        memory_clock: int = 0,
         lr: float = 3e-4,
         adam_eps: float = 1e-5,
         anneal_lr: bool = False,
@@ -109,9 +115,15 @@ class RecurrentPPO(L.LightningModule):
         if memory_sees_input and memory is None:
             raise ConfigError("model.memory_sees_input needs a memory (model.memory.class_path ...)")
         self.memory_sees_input = memory_sees_input
-        query_size = controller.output_size + (controller.input_size if memory_sees_input else 0)
+        if memory_clock and memory is None:
+            raise ConfigError("model.memory_clock needs a memory (model.memory.class_path ...)")
+        if memory_clock < 0:
+            raise ConfigError(f"model.memory_clock must be >= 0 (0: no clock), got {memory_clock}")
+        self.clock = EpisodeClock(env_spec.observation_size, memory_clock) if memory_clock else None
+        query_size = controller.output_size + (controller.input_size if memory_sees_input else 0) + memory_clock
         if memory is not None and memory.query_size != query_size:
-            what = "output size plus input size" if memory_sees_input else "output size"
+            what = "output size" + (" plus input size" if memory_sees_input else "")
+            what += f" plus memory_clock ({memory_clock})" if memory_clock else ""
             raise ConfigError(
                 f"memory.query_size ({memory.query_size}) must equal the controller's {what} ({query_size})"
             )
@@ -140,33 +152,49 @@ class RecurrentPPO(L.LightningModule):
             state["memory"] = self.memory.initial_state(batch_size, device)
         if self.feed_memory_back:  # the previous step's read, the encoder's extra input
             state["read"] = torch.zeros(batch_size, self.memory.read_size, device=device)
+        if self.clock is not None:
+            state["clock"] = self.clock.initial_state(batch_size, device)
         return state
 
     def _features_step(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
+        clock, clock_state = None, None
+        if self.clock is not None:
+            clock, clock_state = self.clock.forward_step(obs, state["clock"], reset)
         if self.feed_memory_back:  # a new episode starts without the last episode's read
             obs = torch.cat([obs, state["read"] * ~reset[:, None]], dim=-1)
         x = self.encoder(obs)
         h, controller_state = self.controller.forward_step(x, state["controller"], reset)
         if self.memory is None:
             return h, {"controller": controller_state}
-        read, memory_state = self.memory.forward_step(self._memory_query(h, x), state["memory"], reset)
-        new_state = {"controller": controller_state, "memory": memory_state}
+        read, memory_state = self.memory.forward_step(self._memory_query(h, x, clock), state["memory"], reset)
+        new_state = {"controller": controller_state, "memory": memory_state}  # the order of initial_state
         if self.feed_memory_back:
             new_state["read"] = read
+        if clock_state is not None:
+            new_state["clock"] = clock_state
         return torch.cat([h, read], dim=-1), new_state
 
     def _features_sequence(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> tuple[torch.Tensor, State]:
         if self.feed_memory_back:
             return self._features_step_by_step(obs, state, reset)
+        clock, clock_state = None, None
+        if self.clock is not None:
+            clock, clock_state = self.clock.forward_sequence(obs, state["clock"], reset)
         x = self.encoder(obs)
         h, controller_state = self.controller.forward_sequence(x, state["controller"], reset)
         if self.memory is None:
             return h, {"controller": controller_state}
-        read, memory_state = self.memory.forward_sequence(self._memory_query(h, x), state["memory"], reset)
-        return torch.cat([h, read], dim=-1), {"controller": controller_state, "memory": memory_state}
+        query = self._memory_query(h, x, clock)
+        read, memory_state = self.memory.forward_sequence(query, state["memory"], reset)
+        new_state = {"controller": controller_state, "memory": memory_state}  # the order of initial_state
+        if clock_state is not None:
+            new_state["clock"] = clock_state
+        return torch.cat([h, read], dim=-1), new_state
 
-    def _memory_query(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([h, x], dim=-1) if self.memory_sees_input else h
+    def _memory_query(self, h: torch.Tensor, x: torch.Tensor, clock: torch.Tensor | None) -> torch.Tensor:
+        """The memory's query: the controller output, [its input], [the episode clock's code]."""
+        parts = [h, x] if self.memory_sees_input else [h]
+        return torch.cat(parts + ([clock] if clock is not None else []), dim=-1)
 
     def _features_step_by_step(
         self, obs: torch.Tensor, state: State, reset: torch.Tensor

@@ -23,8 +23,9 @@ class TaskCurriculum(L.Callback):
     target, through the presets in between, the horizon growing by at most `factor` per stage; knobs
     that set the observation or action size stay at the target's value throughout.
 
-    Every `every_n_iterations` PPO iterations it runs a greedy evaluation on the current stage (averaged
-    over DDP ranks; the decisions go through `reduce_boolean_decision`, so every rank moves together).
+    At the end of the first PPO iteration at least `every_n_env_steps` env steps (all ranks) after the last
+    evaluation, it runs a greedy evaluation on the current stage (averaged over DDP ranks; the decisions
+    go through `reduce_boolean_decision`, so every rank moves together).
     Below the last stage, success >= `threshold` moves to the next stage (`RolloutDataModule.update_task`).
     At the last stage, success >= `target_success` is the target reached: its env steps (all ranks) and
     training wall time (summed over resumed fits) are kept, and with `stop_at_target` training ends.
@@ -45,7 +46,9 @@ class TaskCurriculum(L.Callback):
         start: first-stage values of walked knobs (for example `{num_pairs: 8}`), overriding the easiest preset.
         target_success: success that counts as solved at the target (`None`: the registry's
             `target_success` for `data.difficulty`).
-        every_n_iterations: evaluate after every this many PPO iterations.
+        every_n_env_steps: evaluate at the end of the first iteration at least this many env steps (all
+            ranks) after the last evaluation: 81,920 is every 5 iterations of 64 envs x 256 steps, and
+            every iteration at 1,024 envs, so one setting suits the CPU and the GPU scale.
         eval_episodes: episodes per evaluation (`None`: the data module's `eval_episodes`).
         stop_at_target: end training once the target reaches `target_success`.
     """
@@ -57,7 +60,7 @@ class TaskCurriculum(L.Callback):
         start_horizon: int = 10,
         start: dict[str, int] | None = None,
         target_success: float | None = None,
-        every_n_iterations: int = 5,
+        every_n_env_steps: int = 81920,
         eval_episodes: int | None = None,
         stop_at_target: bool = True,
     ):
@@ -70,8 +73,8 @@ class TaskCurriculum(L.Callback):
             raise ConfigError(f"TaskCurriculum.start_horizon must be >= 1, got {start_horizon}")
         if target_success is not None and not 0 < target_success <= 1:
             raise ConfigError(f"TaskCurriculum.target_success must be in (0, 1] or null, got {target_success}")
-        if every_n_iterations < 1:
-            raise ConfigError(f"TaskCurriculum.every_n_iterations must be >= 1, got {every_n_iterations}")
+        if every_n_env_steps < 1:
+            raise ConfigError(f"TaskCurriculum.every_n_env_steps must be >= 1, got {every_n_env_steps}")
         if eval_episodes is not None and eval_episodes < 1:
             raise ConfigError(f"TaskCurriculum.eval_episodes must be >= 1 or null, got {eval_episodes}")
         self.threshold = threshold
@@ -79,7 +82,7 @@ class TaskCurriculum(L.Callback):
         self.start_horizon = start_horizon
         self.start = dict(start) if start else None
         self.target_success = target_success
-        self.every_n_iterations = every_n_iterations
+        self.every_n_env_steps = every_n_env_steps
         self.eval_episodes = eval_episodes
         self.stop_at_target = stop_at_target
         self.stages: list[dict[str, Any]] | None = None
@@ -87,6 +90,7 @@ class TaskCurriculum(L.Callback):
         self.stage = 0
         self.history: list[dict[str, Any]] = []
         self.reached: dict[str, Any] | None = None  # the first evaluation that met the target
+        self.last_evaluation = 0  # env steps (all ranks) at the last evaluation
         self._wall_before = 0.0  # training wall time of earlier fits (resumed runs)
         self._fit_started: float | None = None
 
@@ -150,13 +154,13 @@ class TaskCurriculum(L.Callback):
         pl_module.log("curriculum/stage", float(self.stage), batch_size=1)
         for knob in self.knobs:
             pl_module.log(f"curriculum/{knob}", float(self.stages[self.stage][knob]), batch_size=1)
-        iteration = trainer.current_epoch + 1
-        if iteration % self.every_n_iterations:
+        if env_steps(trainer) - self.last_evaluation < self.every_n_env_steps:
             return
-        self._evaluate_and_update(trainer, pl_module, iteration)
+        self._evaluate_and_update(trainer, pl_module, trainer.current_epoch + 1)
 
     def _evaluate_and_update(self, trainer: L.Trainer, pl_module: L.LightningModule, iteration: int) -> None:
         success = greedy_success(trainer, pl_module, self.eval_episodes)
+        self.last_evaluation = env_steps(trainer)
         raise_ = trainer.strategy.reduce_boolean_decision(self.should_raise(success)[0], all=True)
         met = trainer.strategy.reduce_boolean_decision(self.target_met(success)[0], all=True)
         record = {
@@ -219,6 +223,7 @@ class TaskCurriculum(L.Callback):
             "target_success": self.target_success,
             "history": [dict(h) for h in self.history],
             "reached": dict(self.reached) if self.reached is not None else None,
+            "last_evaluation": self.last_evaluation,
             "wall_s": self.wall_s,
         }
 
@@ -229,4 +234,5 @@ class TaskCurriculum(L.Callback):
         self.target_success = state_dict["target_success"]
         self.history = [dict(h) for h in state_dict["history"]]
         self.reached = dict(state_dict["reached"]) if state_dict["reached"] is not None else None
+        self.last_evaluation = state_dict["last_evaluation"]
         self._wall_before = state_dict["wall_s"]

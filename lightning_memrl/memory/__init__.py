@@ -1,6 +1,7 @@
 """External memories sharing one contract (see `memory.base.Memory`)."""
 
 from lightning_memrl.memory.base import Memory
+from lightning_memrl.memory.episode_clock import EpisodeClock
 from lightning_memrl.memory.episodic import EpisodicMemory
 from lightning_memrl.memory.kv import KVMemory
 from lightning_memrl.memory.miras import DualTierMiras
@@ -14,6 +15,7 @@ from lightning_memrl.memory.vector_store import VectorStore
 __all__ = [
     "PMM",
     "DualTierMiras",
+    "EpisodeClock",
     "EpisodicMemory",
     "KVMemory",
     "Memory",

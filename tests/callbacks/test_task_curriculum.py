@@ -23,7 +23,7 @@ from lightning_memrl.errors import ConfigError
         {"factor": 1.0},
         {"start_horizon": 0},
         {"target_success": 1.5},
-        {"every_n_iterations": 0},
+        {"every_n_env_steps": 0},
         {"eval_episodes": 0},
     ],
 )
@@ -81,13 +81,14 @@ def _driver(dm, successes, strategy=None):
 @pytest.mark.parametrize("task", task_names())
 def test_the_callback_takes_the_data_module_through_every_stage_to_the_preset(task, difficulty):
     dm = _datamodule(task, difficulty)
-    cb = TaskCurriculum(every_n_iterations=1)
+    cb = TaskCurriculum(every_n_env_steps=16)
     trainer, module = _driver(dm, [0.5, *[1.0] * 100])
     cb.on_fit_start(trainer, module)
     assert dm.env_kwargs == cb.stages[0] and dm.collector.env.horizon == cb.stages[0]["horizon"]
     visited = [cb.stage]
     while not trainer.should_stop:
         trainer.current_epoch += 1
+        dm.collector.env_steps += 16  # one iteration of 2 envs x 8 steps
         cb.on_train_epoch_end(trainer, module)
         visited.append(cb.stage)
         assert dm.collector.env.horizon == dm.eval_env.horizon == cb.stages[cb.stage]["horizon"]
@@ -95,12 +96,12 @@ def test_the_callback_takes_the_data_module_through_every_stage_to_the_preset(ta
     assert dm.env_kwargs == get_task_spec(task).kwargs(difficulty)
     fields = cb.results_fields()
     assert fields["target_success"] == get_task_spec(task).target_success[difficulty]
-    assert fields["env_steps_to_target"] == 0 and fields["curriculum_stage"] == len(cb.stages)
+    assert fields["env_steps_to_target"] == 16 * (len(cb.stages) + 1) and fields["curriculum_stage"] == len(cb.stages)
 
 
 def test_ranks_agree_on_the_averaged_success_and_on_every_decision():
     dm = _datamodule("delayed_cue", "easy")
-    cb = TaskCurriculum(every_n_iterations=1)
+    cb = TaskCurriculum(every_n_env_steps=1)
     # this rank alone would stay (0.92 < 0.95); with the other rank's 1.0 the mean is 0.96: both raise
     trainer, module = _driver(dm, [0.92], _Strategy(other_success=[1.0]))
     cb.on_fit_start(trainer, module)
@@ -114,7 +115,7 @@ def test_ranks_agree_on_the_averaged_success_and_on_every_decision():
 
 def test_stop_at_target_false_keeps_training_and_records_the_first_time_only():
     dm = _datamodule("t_maze", "easy")
-    cb = TaskCurriculum(every_n_iterations=1, stop_at_target=False, start_horizon=50)
+    cb = TaskCurriculum(every_n_env_steps=1, stop_at_target=False, start_horizon=50)
     trainer, module = _driver(dm, [1.0, 0.2, 1.0])
     cb.on_fit_start(trainer, module)
     assert len(cb.stages) == 1
@@ -161,7 +162,7 @@ def _fit(root, epochs, ckpt_path=None):
     )
     model = RecurrentPPO(GRU(16), env_spec=dm.env_spec)
     # real evaluations decide: about chance (1/2 with one cue, 1/4 with two) against 0.4 raises some stages only
-    curriculum = TaskCurriculum(threshold=0.4, factor=1.2, start={"num_cues": 1}, every_n_iterations=1)
+    curriculum = TaskCurriculum(threshold=0.4, factor=1.2, start={"num_cues": 1}, every_n_env_steps=1)
     stages = _Stages()
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -209,3 +210,15 @@ def test_results_json_measures_the_target_and_records_the_curriculum(tmp_path):
     assert "env_steps_to_target" in results and "wall_s_to_target" in results
     summary = json.loads((tmp_path / "curriculum.json").read_text())
     assert summary["stages"] == curriculum.stages and summary["history"] == curriculum.history
+
+
+def test_evaluations_come_every_n_env_steps_whatever_the_iteration_size():
+    dm = _datamodule("delayed_cue", "easy")
+    cb = TaskCurriculum(every_n_env_steps=40)
+    trainer, module = _driver(dm, [0.0] * 10)
+    cb.on_fit_start(trainer, module)
+    for iteration in range(1, 11):
+        trainer.current_epoch = iteration - 1
+        dm.collector.env_steps += 16
+        cb.on_train_epoch_end(trainer, module)
+    assert [h["iteration"] for h in cb.history] == [3, 6, 9]  # 48, 96, 144 env steps: each >= 40 after the last

@@ -11,7 +11,7 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.controllers import GRU, LSTM
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.data.collector import sequences
-from lightning_memrl.memory import DualTierMiras, EpisodicMemory, KVMemory, PseudoModeMemory
+from lightning_memrl.memory import DualTierMiras, EpisodicMemory, KVMemory, ParallelMemory, PseudoModeMemory
 
 
 def _sensitive_agent(controller, dm, **model_kwargs):
@@ -116,6 +116,43 @@ def test_replay_is_exact_around_advantage_gated_writes(gate):
         sizes.append(memory.store.size)
         assert memory.diagnostics()["hit_rate"] > 0 or _iteration == 0  # later rollouts read earlier commits
     assert 0 < sizes[0] < sizes[1] < sizes[2] <= 0.6 * 3 * 6 * 24  # about half of each rollout's steps (ties)
+
+
+def _memory_agent_memory(query_size: int) -> ParallelMemory:
+    """The memory of configs/agents/memory_agent.yaml, small: content reads keyed by the previous step
+    beside content reads with age logits."""
+    return ParallelMemory(
+        [
+            KVMemory(query_size=query_size, capacity=6, num_heads=2, head_dim=4, key_lag=1),
+            _kv_with_age_logits(query_size),
+        ]
+    )
+
+
+@pytest.mark.parametrize("feed_memory_back", [False, True])
+@pytest.mark.parametrize("burn_in", [0, 3])
+def test_replay_of_the_memory_agent_gives_acting_log_probs_and_values(burn_in, feed_memory_back):
+    """The recipe's parts together: both memories, the input in the query, and the episode clock's counts
+    (a state of its own, stored and replayed with the rest)."""
+    dm = _datamodule(burn_in)
+    agent = _sensitive_agent(
+        GRU(16),
+        dm,
+        memory=_memory_agent_memory(16 + 16 + 8),
+        memory_sees_input=True,
+        memory_clock=8,
+        feed_memory_back=feed_memory_back,
+    )
+    with torch.no_grad():  # a clock whose code moves the query a lot, so a wrong count shows
+        agent.clock.proj.weight.mul_(30.0)
+    for _iteration in range(2):
+        for batch in dm.iterate(agent):
+            assert batch.starts[:, burn_in:].any(), "episodes should start inside sequences"
+            assert "clock" in batch.states
+            log_prob, _, value = agent.evaluate_sequences(batch)
+            ratio = (log_prob - batch.log_probs).exp()
+            torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
+            torch.testing.assert_close(value, batch.values, atol=1e-5, rtol=1e-5)
 
 
 def test_a_zeroed_stored_state_would_be_caught():

@@ -41,6 +41,13 @@ MEMORIES = {
     "kv_age": lambda: _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
     "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
+    # the memory of configs/agents/memory_agent.yaml, small
+    "parallel_kv_lag_kv_age": lambda: ParallelMemory(
+        [
+            KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, key_lag=1),
+            _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
+        ]
+    ),
     "parallel": lambda: ParallelMemory(
         [
             DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
