@@ -17,7 +17,8 @@ from lightning_memrl.tools.suite.config import load_suite
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 EXPERIMENTS = sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "experiments").glob("*.yaml"))
-STANDALONE = ["quickstart.yaml", *EXPERIMENTS]
+AGENTS = sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "agents").glob("*.yaml"))
+STANDALONE = ["quickstart.yaml", *EXPERIMENTS, *AGENTS]
 MEMORY_TASKS = [e for e in EXPERIMENTS if Path(e).name.startswith("memory_")]
 MEMORY_MODELS = sorted(str(p.relative_to(CONFIGS)) for p in (CONFIGS / "models" / "memories").glob("*.yaml"))
 CONTROLLER_TASKS = [e for e in EXPERIMENTS if Path(e).name.startswith("controllers_")]

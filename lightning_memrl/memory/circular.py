@@ -8,7 +8,8 @@ gathered from the last writer of each slot. Resets clear the buffer and restart 
 With `key_lag=1` the entry written at step `t` takes its key from the query of step `t - 1` (zero at
 an episode's first step) and its value from step `t`: the memory stores "what followed what", so a
 later query that matches an earlier step reads the step after it (the previous-token / induction
-pattern a one-layer read cannot form otherwise).
+pattern a one-layer read cannot form otherwise). A list of lags, one per head (`[1, 1, 0, 0]`), gives
+some heads the previous step's key and the others their own step's, in one memory.
 
 With `age_bias=True` each head adds a learned logit per entry age (1 .. capacity steps back) to its
 attention scores, the relative-position bias of T5-style attention, exact per step: a read that
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -41,7 +43,8 @@ class CircularBufferMemory(Memory):
         key_dim: per-head width of stored keys.
         value_dim: per-head width of stored values.
         key_lag: 0 (key and value from the same step's query) or 1 (key from the previous step's
-            query; the state then also carries `previous [B, H]`, the last query).
+            query; the state then also carries `previous [B, H]`, the last query), or one such lag per
+            head.
         age_bias: add a learned per-head logit for each entry age (steps since it was written,
             1 .. capacity) to the attention scores; starts at zero.
         age_bias_scale: the age logits are this times their parameters. Adam moves a parameter by
@@ -55,18 +58,24 @@ class CircularBufferMemory(Memory):
         num_heads: int,
         key_dim: int,
         value_dim: int,
-        key_lag: int = 0,
+        key_lag: int | Sequence[int] = 0,
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
     ):
         super().__init__()
         if capacity < 1:
             raise ConfigError(f"{type(self).__name__} capacity must be >= 1, got {capacity}")
-        if key_lag not in (0, 1):
-            raise ConfigError(f"{type(self).__name__} key_lag must be 0 or 1, got {key_lag}")
+        head_lags = (key_lag,) * num_heads if isinstance(key_lag, int) else tuple(key_lag)
+        if len(head_lags) != num_heads or any(lag not in (0, 1) for lag in head_lags):
+            raise ConfigError(
+                f"{type(self).__name__} key_lag must be 0 or 1, or a list of 0 / 1 per head ({num_heads} heads), "
+                f"got {key_lag}"
+            )
         if age_bias and not age_bias_scale > 0:
             raise ConfigError(f"{type(self).__name__} age_bias_scale must be > 0, got {age_bias_scale}")
-        self.key_lag = key_lag
+        self.key_lag = int(any(head_lags))  # whether the previous step's query is kept
+        self.head_lags = head_lags
+        self.register_buffer("_lagged_heads", torch.tensor(head_lags, dtype=torch.bool)[:, None], persistent=False)
         self.capacity = capacity
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -118,10 +127,8 @@ class CircularBufferMemory(Memory):
 
         # One copy of the buffer, then an in-place write into the copy: the caller's state is left as it
         # was (the collector and `predict_value` reuse it), and no full-buffer arithmetic per step.
-        key_source = query
-        if self.key_lag:
-            key_source = state["previous"] * ~reset[:, None]
-        key, value = self._entries(key_source, query)
+        previous = state["previous"] * ~reset[:, None] if self.key_lag else None
+        key, value = self._keys_values(query, previous)
         new_state = {
             "keys": self._write(keys, reset, pointer, key),
             "values": self._write(values, reset, pointer, value),
@@ -131,6 +138,15 @@ class CircularBufferMemory(Memory):
         if self.key_lag:
             new_state["previous"] = query.to(state["previous"].dtype)  # the state keeps its dtype under autocast
         return read, new_state
+
+    def _keys_values(self, query: torch.Tensor, previous: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the steps write: values from `query [..., H]`, each head's key from `query` or, for a lagged
+        head, from `previous [..., H]` (the step before's query)."""
+        if previous is None or all(self.head_lags):
+            return self._entries(query if previous is None else previous, query)
+        key, value = self._entries(query, query)
+        lagged_key, _ = self._entries(previous, query)
+        return torch.where(self._lagged_heads, lagged_key, key), value
 
     def _age_logits(self, pointer: torch.Tensor, t_len: int) -> torch.Tensor:
         """Age logits of the scores over [carried buffer ; the `t_len` steps' own entries] that a
@@ -180,10 +196,10 @@ class CircularBufferMemory(Memory):
         visible = torch.cat([see_carried, see_steps], -1)  # [B, T, N + T]
 
         # 3. attention over [carried buffer ; this sequence's entries].
-        key_source = query
+        previous = None
         if self.key_lag:  # step t's key from step t-1's query; zero at an episode's first step
-            key_source = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
-        key, value = self._entries(key_source, query)  # [B, T, nh, d]
+            previous = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
+        key, value = self._keys_values(query, previous)  # [B, T, nh, d]
         scores = self._scores(query, torch.cat([keys, key], 1))
         if self.age_bias is not None:
             scores = scores + self._age_logits(pointer, t_len)

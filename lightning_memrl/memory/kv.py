@@ -23,7 +23,8 @@ class KVMemory(CircularBufferMemory):
         head_dim: per-head key / value width.
         read_size: size of the read-out (default `num_heads * head_dim`).
         key_lag: 1 keys each entry by the previous step's query (see `CircularBufferMemory`): a query
-            naming a key then reads the step after it, as associative recall asks.
+            naming a key then reads the step after it, as associative recall asks. A list gives each
+            head its own lag (`[1, 1, 0, 0]`: two heads read "what followed", two "what was").
         age_bias: add a learned per-head logit per entry age to the scores (see
             `CircularBufferMemory`): reads "the step k back" without a content match.
         age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
@@ -36,7 +37,7 @@ class KVMemory(CircularBufferMemory):
         num_heads: int = 4,
         head_dim: int = 16,
         read_size: int | None = None,
-        key_lag: int = 0,
+        key_lag: int | list[int] = 0,
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
     ):

@@ -32,7 +32,7 @@ def test_the_query_holds_the_clock_code_of_the_episode_counts():
         _, state = agent._features_sequence(obs, agent.initial_state(2), reset)
         code, counts = agent.clock.forward_sequence(obs, agent.clock.initial_state(2), reset)
     torch.testing.assert_close(seen[0][..., HIDDEN + INPUT :], code)
-    assert state["clock"][1].tolist() == [*obs[1, 4:].sum(0).tolist(), 2.0]  # restarted at step 4
+    assert state["clock"][1].tolist() == [*obs[1, 4:].sum(0).tolist(), obs[1, 4:].sum().item(), 2.0]  # from step 4
     torch.testing.assert_close(state["clock"], counts)
 
 

@@ -38,6 +38,9 @@ MEMORIES = {
     "ring_mean": lambda: RingMemory(QUERY, capacity=3, read="mean"),
     "kv_lag": lambda: KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, key_lag=1),
     "ring_lag": lambda: RingMemory(QUERY, capacity=4, key_lag=1),
+    "kv_mixed_lags_age": lambda: _random_age_bias(
+        KVMemory(QUERY, capacity=5, num_heads=3, head_dim=3, key_lag=[1, 0, 1], age_bias=True)
+    ),
     "kv_age": lambda: _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
     "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),

@@ -16,7 +16,7 @@ from lightning_memrl.memory import EpisodeClock
 def test_step_equals_sequence_with_random_resets(batch, steps, reset_p, seed):
     gen = torch.Generator().manual_seed(seed)
     clock = EpisodeClock(3, size=8)
-    counts = torch.randint(0, 5, (batch, 4), generator=gen).float()  # a carried-in episode
+    counts = torch.randint(0, 5, (batch, 5), generator=gen).float()  # a carried-in episode
     obs = torch.randint(0, 2, (batch, steps, 3), generator=gen).float()
     reset = torch.rand(batch, steps, generator=gen) < reset_p
     code_seq, counts_seq = clock.forward_sequence(obs, counts, reset)
@@ -28,14 +28,15 @@ def test_step_equals_sequence_with_random_resets(batch, steps, reset_p, seed):
     torch.testing.assert_close(counts_seq, state, atol=0, rtol=0)
 
 
-def test_counts_are_per_feature_and_steps_and_restart_with_the_episode():
+def test_counts_are_per_feature_their_sum_and_steps_and_restart_with_the_episode():
     clock = EpisodeClock(2, size=4)
     obs = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
     reset = torch.tensor([[False, False, False, True, False]])
-    _, counts = clock.forward_sequence(obs, torch.tensor([[2.0, 0.0, 5.0]]), reset)
-    assert counts.tolist() == [[1.0, 1.0, 2.0]]  # the episode that started at step 3: two steps
-    _, counts = clock.forward_sequence(obs[:, :3], torch.tensor([[2.0, 0.0, 5.0]]), reset[:, :3])
-    assert counts.tolist() == [[4.0, 1.0, 8.0]]  # no reset: continues the carried counts
+    carried = torch.tensor([[2.0, 0.0, 2.0, 5.0]])
+    _, counts = clock.forward_sequence(obs, carried, reset)
+    assert counts.tolist() == [[1.0, 1.0, 2.0, 2.0]]  # the episode that started at step 3: two steps
+    _, counts = clock.forward_sequence(obs[:, :3], carried, reset[:, :3])
+    assert counts.tolist() == [[4.0, 1.0, 5.0, 8.0]]  # no reset: continues the carried counts
 
 
 def test_equal_counts_match_best_and_an_offset_is_a_rotation():

@@ -167,6 +167,21 @@ def test_key_lag_reads_the_step_after_the_matching_one(make, key_lag):
         assert read[key + 1 - key_lag].abs() < 0.01  # the other candidate is not read
 
 
+def test_per_head_lags_read_what_followed_and_what_was_side_by_side():
+    """key_lag [1, 0]: head 0 keys each entry by the step before (reads e_{k+1} for query e_k), head 1 by its
+    own step (reads e_k); the read-out keeps the heads apart (head 0 in the first SIZE features)."""
+    memory = KVMemory(SIZE, capacity=8, num_heads=2, head_dim=SIZE, key_lag=[1, 0], read_size=2 * SIZE)
+    eye = torch.eye(SIZE)
+    _set(memory.to_query, SHARP * torch.cat([eye, eye]))
+    _set(memory.to_key, torch.cat([eye, eye]))
+    _set(memory.to_value, torch.cat([eye, eye]))
+    _set(memory.out, torch.eye(2 * SIZE))
+    for key in range(3):
+        read = _write_items_then_query(memory, key)
+        _assert_reads(read[:SIZE], eye[key + 1])
+        _assert_reads(read[SIZE:], eye[key])
+
+
 def _history_then_reset(memory, history: torch.Tensor, query: torch.Tensor):
     """Run `history [1, T, SIZE]`, then a new episode of `query [1, T', SIZE]`, by sequence and by step."""
     with torch.no_grad():
@@ -227,7 +242,11 @@ def test_key_lag_carries_the_previous_query_into_the_next_sequence_of_an_episode
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"key_lag": 2}, "key_lag must be 0 or 1"), ({"age_bias": True, "age_bias_scale": 0.0}, "age_bias_scale")],
+    [
+        ({"key_lag": 2}, "key_lag must be 0 or 1"),
+        ({"key_lag": [1, 0, 1]}, "per head"),
+        ({"age_bias": True, "age_bias_scale": 0.0}, "age_bias_scale"),
+    ],
 )
 def test_bad_circular_buffer_options_are_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
