@@ -156,7 +156,8 @@ class VectorTask(ABC):
 
     @staticmethod
     def min_horizon(**task_kwargs: Any) -> int:
-        """The shortest `horizon` valid with these other task arguments (what a curriculum starts from)."""
+        """The shortest `horizon` at which these other task arguments can always be solved (a curriculum's
+        shortest stage): for most tasks the shortest valid one."""
         raise NotImplementedError
 
     def oracle_action(self) -> torch.Tensor:

@@ -55,7 +55,7 @@ class DistractorNavigation(VectorTask):
                 f"distractor_navigation needs track_len >= num_distractors + 1 = {num_distractors + 1} "
                 f"(one cell per target), got {track_len}"
             )
-        if horizon < self.min_horizon(track_len=track_len):
+        if horizon < max(1, track_len // 2):
             raise ValueError(
                 f"distractor_navigation needs horizon >= track_len // 2 = {track_len // 2} to reach every "
                 f"cell, got {horizon}"
@@ -131,8 +131,10 @@ class DistractorNavigation(VectorTask):
 
     @staticmethod
     def min_horizon(track_len: int = 21, **task_kwargs: int) -> int:
-        """The shortest valid episode: enough steps to reach either end of the track from its middle."""
-        return max(1, track_len // 2)
+        """The shortest episode in which a search always finds the cued target: to one end of the track and
+        back over the whole of it (`track_len // 2 + track_len - 1` moves; a shorter episode is valid down to
+        `track_len // 2`, but then no policy can always succeed, so a curriculum cannot start there)."""
+        return track_len // 2 + track_len - 1
 
     @staticmethod
     def chance_level(horizon: int = 20, track_len: int = 21, num_distractors: int = 2) -> float:

@@ -49,3 +49,29 @@ def test_bad_arguments_are_config_errors():
         make_task("distractor_navigation", 2, track_len=3, num_distractors=5)
     with pytest.raises(ConfigError, match="reach every"):
         make_task("distractor_navigation", 2, horizon=5, track_len=41)
+
+
+def _sweep(env: DistractorNavigation, steps: int) -> torch.Tensor:
+    """The best search: left to the end, then right over the whole track, stopping on the cued colour."""
+    obs, _ = env.reset(seed=3)
+    k = env.num_targets
+    cue = obs[:, :k].argmax(1)
+    found = torch.zeros(env.num_envs, dtype=torch.bool)
+    at_left_end = torch.zeros(env.num_envs, dtype=torch.bool)
+    success = torch.zeros(env.num_envs, dtype=torch.bool)
+    for _ in range(steps):
+        here = obs[:, k : 2 * k]
+        found |= here.gather(1, cue[:, None]).squeeze(1) > 0
+        at_left_end |= obs[:, -1] == 0
+        action = torch.where(found, 1, torch.where(at_left_end, 2, 0))
+        obs, _, terminated, _, info = env.step(action)
+        success |= info["success"] & terminated
+    return success
+
+
+@pytest.mark.parametrize("track_len", [7, 21, 41])
+def test_min_horizon_is_the_shortest_episode_a_search_always_solves(track_len):
+    shortest = DistractorNavigation.min_horizon(track_len=track_len)
+    make = lambda horizon: DistractorNavigation(num_envs=512, horizon=horizon, track_len=track_len, num_distractors=2)
+    assert _sweep(make(shortest), shortest).all()
+    assert not _sweep(make(shortest - 1), shortest - 1).all()  # the target at the far end is missed

@@ -15,6 +15,10 @@ def test_min_horizon_is_the_shortest_valid_episode(task, difficulty):
     kwargs = get_task_spec(task).kwargs(difficulty)
     shortest = get_task_spec(task).cls.min_horizon(**kwargs)
     make_task(task, 1, **{**kwargs, "horizon": shortest})
+    if (
+        task == "distractor_navigation"
+    ):  # valid shorter, but not always solvable (tests/envs/test_distractor_navigation.py)
+        return
     with pytest.raises(ConfigError):
         make_task(task, 1, **{**kwargs, "horizon": shortest - 1})
 
