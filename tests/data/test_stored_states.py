@@ -11,7 +11,7 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.controllers import GRU, LSTM
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.data.collector import sequences
-from lightning_memrl.memory import DualTierMiras, EpisodicMemory, KVMemory, ParallelMemory, PseudoModeMemory
+from lightning_memrl.memory import DualTierMiras, EpisodicMemory, KVMemory, PseudoModeMemory
 
 
 def _sensitive_agent(controller, dm, **model_kwargs):
@@ -118,22 +118,20 @@ def test_replay_is_exact_around_advantage_gated_writes(gate):
     assert 0 < sizes[0] < sizes[1] < sizes[2] <= 0.6 * 3 * 6 * 24  # about half of each rollout's steps (ties)
 
 
-def _memory_agent_memory(query_size: int) -> ParallelMemory:
-    """The memory of configs/agents/memory_agent.yaml, small: content reads keyed by the previous step
-    beside content reads with age logits."""
-    return ParallelMemory(
-        [
-            KVMemory(query_size=query_size, capacity=6, num_heads=2, head_dim=4, key_lag=1),
-            _kv_with_age_logits(query_size),
-        ]
-    )
+def _memory_agent_memory(query_size: int) -> KVMemory:
+    """The memory of configs/agents/memory_agent.yaml, small: heads keyed by the previous step beside heads
+    keyed by their own step, with age logits."""
+    memory = KVMemory(query_size=query_size, capacity=6, num_heads=2, head_dim=4, key_lag=[1, 0], age_bias=True)
+    with torch.no_grad():  # they start at zero, which would hide the age path
+        memory.age_bias.normal_(generator=torch.Generator().manual_seed(0))
+    return memory
 
 
 @pytest.mark.parametrize("feed_memory_back", [False, True])
 @pytest.mark.parametrize("burn_in", [0, 3])
 def test_replay_of_the_memory_agent_gives_acting_log_probs_and_values(burn_in, feed_memory_back):
-    """The recipe's parts together: both memories, the input in the query, and the episode clock's counts
-    (a state of its own, stored and replayed with the rest)."""
+    """The recipe's parts together: lagged and unlagged heads, age logits, the input in the query, and the
+    episode clock's counts (a state of its own, stored and replayed with the rest)."""
     dm = _datamodule(burn_in)
     agent = _sensitive_agent(
         GRU(16),

@@ -38,19 +38,13 @@ MEMORIES = {
     "ring_mean": lambda: RingMemory(QUERY, capacity=3, read="mean"),
     "kv_lag": lambda: KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, key_lag=1),
     "ring_lag": lambda: RingMemory(QUERY, capacity=4, key_lag=1),
+    # the memory of configs/agents/memory_agent.yaml, small: lagged and unlagged heads, age logits
     "kv_mixed_lags_age": lambda: _random_age_bias(
         KVMemory(QUERY, capacity=5, num_heads=3, head_dim=3, key_lag=[1, 0, 1], age_bias=True)
     ),
     "kv_age": lambda: _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
     "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
-    # the memory of configs/agents/memory_agent.yaml, small
-    "parallel_kv_lag_kv_age": lambda: ParallelMemory(
-        [
-            KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, key_lag=1),
-            _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
-        ]
-    ),
     "parallel": lambda: ParallelMemory(
         [
             DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
