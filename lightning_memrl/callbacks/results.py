@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ class ResultsJson(L.Callback):
     `episodes`, `env_steps` (all ranks), `wall_s` and `sps` (env steps per second of this run); after `test`
     the `checkpoint` tested instead (a test trains nothing: it has no speed).
 
-    Other callbacks take part in the final evaluation after `fit` through two optional methods: each
-    callback's `prepare_final_evaluation(trainer)` runs first (a curriculum sets the configured task
-    back), and each `results_fields() -> dict` is added to the file (a curriculum's env steps and wall
-    time to its target).
+    Other callbacks take part in the final evaluation after `fit` through two optional methods: a
+    callback's `final_evaluation_task() -> dict | None` names task arguments to evaluate on instead of
+    the current ones (a curriculum's target, through `RolloutDataModule.evaluating`, which leaves the
+    training task and checkpoints alone), and each `results_fields() -> dict` is added to the file (a
+    curriculum's env steps and wall time to its target).
 
     Args:
         filename: name of the file written into `trainer.log_dir`.
@@ -78,12 +80,15 @@ class ResultsJson(L.Callback):
 
     def _final_evaluation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         wall = time.perf_counter() - self._started
+        dm = trainer.datamodule
+        task = {}
         for callback in trainer.callbacks:
-            if hasattr(callback, "prepare_final_evaluation"):
-                callback.prepare_final_evaluation(trainer)
+            if hasattr(callback, "final_evaluation_task"):
+                task.update(callback.final_evaluation_task() or {})
         was_training = pl_module.training
         pl_module.eval()
-        metrics = trainer.datamodule.evaluate(pl_module, self.final_eval_episodes)
+        with dm.evaluating(**task) if task else nullcontext():
+            metrics = dm.evaluate(pl_module, self.final_eval_episodes)
         pl_module.train(was_training)
         metrics = {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
         metrics.setdefault("success_rate", None)

@@ -26,17 +26,18 @@ class TaskCurriculum(L.Callback):
     At the end of the first PPO iteration at least `every_n_env_steps` env steps (all ranks) after the last
     evaluation, it runs a greedy evaluation on the current stage (averaged over DDP ranks; the decisions
     go through `reduce_boolean_decision`, so every rank moves together).
-    Below the last stage, success >= `threshold` moves to the next stage (`RolloutDataModule.update_task`).
+    Below the last stage, success >= `threshold` moves to the next stage (`RolloutDataModule.update_task`),
+    which is evaluated at once, and so on while stages pass: a skill that carries over costs no training.
     At the last stage, success >= `target_success` is the target reached: its env steps (all ranks) and
     training wall time (summed over resumed fits) are kept, and with `stop_at_target` training ends.
 
     The schedule, stage, evaluation history and time to target are in `state_dict`, so a resumed run
     continues the same schedule exactly. Logs `curriculum/stage` and `curriculum/<knob>` each iteration,
     `curriculum/success` and `curriculum/target_reached` at each evaluation; writes `curriculum.json`
-    when fitting ends. `ResultsJson` asks it to set the target task back before the final evaluation (so
-    `success_rate` in `results.json` is measured on the configured task, wherever the curriculum got)
-    and adds `target_success`, `env_steps_to_target`, `wall_s_to_target` (null if never reached) and
-    `curriculum_stage` / `curriculum_stages` / `curriculum_task` (how far it got).
+    when fitting ends. `ResultsJson` runs the final evaluation on its target task (so `success_rate` in
+    `results.json` is measured on the configured task, wherever the curriculum got; training and
+    checkpoints stay at the stage) and adds `target_success`, `env_steps_to_target`, `wall_s_to_target`
+    (null if never reached) and `curriculum_stage` / `curriculum_stages` / `curriculum_task` (how far it got).
 
     Args:
         threshold: greedy success that moves a stage below the target to the next (0.95: raising at 0.9
@@ -159,28 +160,32 @@ class TaskCurriculum(L.Callback):
         self._evaluate_and_update(trainer, pl_module, trainer.current_epoch + 1)
 
     def _evaluate_and_update(self, trainer: L.Trainer, pl_module: L.LightningModule, iteration: int) -> None:
-        success = greedy_success(trainer, pl_module, self.eval_episodes)
+        """Evaluate the current stage; after a raise, evaluate the new stage at once (what the agent already
+        does at the next stage costs no more training), until a stage is not passed or the target is met."""
         self.last_evaluation = env_steps(trainer)
-        raise_ = trainer.strategy.reduce_boolean_decision(self.should_raise(success)[0], all=True)
-        met = trainer.strategy.reduce_boolean_decision(self.target_met(success)[0], all=True)
-        record = {
-            "iteration": iteration,
-            "env_steps": env_steps(trainer),
-            "wall_s": round(self.wall_s, 3),
-            "stage": self.stage,
-            "success": success,
-            "raised": raise_,
-        }
-        self.history.append(record)
-        pl_module.log("curriculum/success", success, batch_size=1)
-        if met and self.reached is None:
-            self.reached = dict(record)
-        pl_module.log("curriculum/target_reached", float(self.reached is not None), batch_size=1)
-        if raise_:
+        while True:
+            success = greedy_success(trainer, pl_module, self.eval_episodes)
+            raise_ = trainer.strategy.reduce_boolean_decision(self.should_raise(success)[0], all=True)
+            met = trainer.strategy.reduce_boolean_decision(self.target_met(success)[0], all=True)
+            record = {
+                "iteration": iteration,
+                "env_steps": env_steps(trainer),
+                "wall_s": round(self.wall_s, 3),
+                "stage": self.stage,
+                "success": success,
+                "raised": raise_,
+            }
+            self.history.append(record)
+            pl_module.log("curriculum/success", success, batch_size=1)
+            if met and self.reached is None:
+                self.reached = dict(record)
+            pl_module.log("curriculum/target_reached", float(self.reached is not None), batch_size=1)
+            if met and self.stop_at_target:
+                trainer.should_stop = True
+            if not raise_:
+                return
             self.stage += 1
             trainer.datamodule.update_task(**self.stages[self.stage])
-        if met and self.stop_at_target:
-            trainer.should_stop = True
 
     @property
     def wall_s(self) -> float:
@@ -193,10 +198,9 @@ class TaskCurriculum(L.Callback):
         write_summary(trainer, "curriculum.json", self.state_dict())
 
     # --- what ResultsJson asks --------------------------------------------------------------------
-    def prepare_final_evaluation(self, trainer: L.Trainer) -> None:
-        """Set the data module back to the target task, so the final evaluation measures the configured task."""
-        if self.stages is not None and trainer.datamodule.env_kwargs != self.stages[-1]:
-            trainer.datamodule.update_task(**self.stages[-1])
+    def final_evaluation_task(self) -> dict[str, Any] | None:
+        """The target task: the final evaluation measures the configured task, wherever the curriculum got."""
+        return dict(self.stages[-1]) if self.stages is not None else None
 
     def results_fields(self) -> dict[str, Any]:
         """Time to target and how far the curriculum got, for `results.json`."""

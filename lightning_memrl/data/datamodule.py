@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -289,6 +290,28 @@ class RolloutDataModule(L.LightningDataModule):
         if self._evaluator is not None:
             ran["evaluate"] = self._evaluator.acting
         return ran
+
+    @contextmanager
+    def evaluating(self, **env_kwargs: Any) -> Iterator[None]:
+        """Within the block, `evaluate` runs on the task with these arguments instead (a curriculum's target,
+        while training is at an easier stage); the training envs, `env_kwargs` and checkpoints are untouched."""
+        assert self.eval_env is not None, "setup() must run first"
+        saved = self.eval_env
+        seed = self.seed + 1000 * self.rank + 500
+        self.eval_env = make_task(
+            self.env_name,
+            self.eval_envs,
+            self.device,
+            seed,
+            self.difficulty,
+            self.vectorization,
+            **{**self.env_kwargs, **env_kwargs},
+        )
+        try:
+            yield
+        finally:
+            _close(self.eval_env)
+            self.eval_env = saved
 
     # --- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

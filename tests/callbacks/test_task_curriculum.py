@@ -81,32 +81,47 @@ def _driver(dm, successes, strategy=None):
 @pytest.mark.parametrize("task", task_names())
 def test_the_callback_takes_the_data_module_through_every_stage_to_the_preset(task, difficulty):
     dm = _datamodule(task, difficulty)
-    cb = TaskCurriculum(every_n_env_steps=16)
-    trainer, module = _driver(dm, [0.5, *[1.0] * 100])
+    cb = TaskCurriculum(every_n_env_steps=32)
+    # evaluations: stage 0 fails once, then every stage passes, one stage per evaluation round
+    trainer, module = _driver(dm, [0.5, *[1.0, 0.5] * 100])
+    tasks = []
+    update_task = dm.update_task
+    dm.update_task = lambda **kwargs: tasks.append(kwargs) or update_task(**kwargs)
     cb.on_fit_start(trainer, module)
-    assert dm.env_kwargs == cb.stages[0] and dm.collector.env.horizon == cb.stages[0]["horizon"]
-    visited = [cb.stage]
+    assert tasks == [cb.stages[0]] and dm.collector.env.horizon == cb.stages[0]["horizon"]
     while not trainer.should_stop:
         trainer.current_epoch += 1
-        dm.collector.env_steps += 16  # one iteration of 2 envs x 8 steps
+        dm.collector.env_steps += 16  # one iteration of 2 envs x 8 steps: an evaluation every other iteration
         cb.on_train_epoch_end(trainer, module)
-        visited.append(cb.stage)
         assert dm.collector.env.horizon == dm.eval_env.horizon == cb.stages[cb.stage]["horizon"]
-    assert visited == [0, 0, *range(1, len(cb.stages)), len(cb.stages) - 1]  # 0.5 stays, 1.0 raises
+    assert tasks == cb.stages  # every stage in turn, the last one the preset
     assert dm.env_kwargs == get_task_spec(task).kwargs(difficulty)
+    assert [h["stage"] for h in cb.history][:2] == [0, 0] and cb.history[-1]["stage"] == len(cb.stages) - 1
     fields = cb.results_fields()
     assert fields["target_success"] == get_task_spec(task).target_success[difficulty]
-    assert fields["env_steps_to_target"] == 16 * (len(cb.stages) + 1) and fields["curriculum_stage"] == len(cb.stages)
+    assert fields["env_steps_to_target"] == cb.history[-1]["env_steps"] and fields["curriculum_stage"] == len(cb.stages)
+
+
+def test_a_raise_evaluates_the_next_stage_at_once_and_goes_on_while_stages_pass():
+    dm = _datamodule("delayed_cue", "medium")
+    cb = TaskCurriculum(every_n_env_steps=1)
+    trainer, module = _driver(dm, [1.0, 0.97, 0.3, 0.99, 0.1])
+    cb.on_fit_start(trainer, module)
+    cb._evaluate_and_update(trainer, module, 1)  # passes stages 0 and 1, fails stage 2: one round
+    assert cb.stage == 2 and [(h["stage"], h["raised"]) for h in cb.history] == [(0, True), (1, True), (2, False)]
+    assert dm.env_kwargs == cb.stages[2]
+    cb._evaluate_and_update(trainer, module, 2)
+    assert cb.stage == 3 and not trainer.should_stop
 
 
 def test_ranks_agree_on_the_averaged_success_and_on_every_decision():
     dm = _datamodule("delayed_cue", "easy")
     cb = TaskCurriculum(every_n_env_steps=1)
     # this rank alone would stay (0.92 < 0.95); with the other rank's 1.0 the mean is 0.96: both raise
-    trainer, module = _driver(dm, [0.92], _Strategy(other_success=[1.0]))
+    trainer, module = _driver(dm, [0.92, 0.0], _Strategy(other_success=[1.0]))
     cb.on_fit_start(trainer, module)
-    cb._evaluate_and_update(trainer, module, 1)
-    assert cb.stage == 1 and cb.history[-1]["success"] == pytest.approx(0.96)
+    cb._evaluate_and_update(trainer, module, 1)  # then stage 1 at once: (0.0 + 1.0) / 2 stays
+    assert cb.stage == 1 and [h["success"] for h in cb.history] == pytest.approx([0.96, 0.5])
     # every rank saw 1.0, but the other rank's decision says no: nobody moves
     trainer, module = _driver(dm, [1.0], _Strategy(other_decisions=[False, False]))
     cb._evaluate_and_update(trainer, module, 2)
@@ -201,9 +216,11 @@ def test_resume_mid_schedule_is_exact(tmp_path):
 def test_results_json_measures_the_target_and_records_the_curriculum(tmp_path):
     curriculum, seen, _, dm = _fit(tmp_path, 2)
     assert seen[0] == (11, 1)
-    target = {"horizon": 30, "vocab_size": 2, "num_cues": 2, "presentation_len": 10}
-    assert dm.env_kwargs == target and dm.eval_env.num_cues == 2  # set back for the final evaluation
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["length_mean"] == 30  # the final evaluation ran on the target task
+    stage = curriculum.stages[curriculum.stage]
+    assert stage["horizon"] < 30 and dm.env_kwargs == stage  # while training stays at its stage
+    assert dm.collector.env.horizon == dm.eval_env.horizon == stage["horizon"]
     assert results["target_success"] == get_task_spec("multi_cue_delay").target_success["easy"]
     assert results["curriculum_stages"] == len(curriculum.stages)
     assert results["curriculum_stage"] == curriculum.stage + 1
