@@ -161,9 +161,11 @@ class TaskCurriculum(L.Callback):
 
     def _evaluate_and_update(self, trainer: L.Trainer, pl_module: L.LightningModule, iteration: int) -> None:
         """Evaluate the current stage; after a raise, evaluate the new stage at once (what the agent already
-        does at the next stage costs no more training), until a stage is not passed or the target is met."""
+        does at the next stage costs no more training), until a stage is not passed or the target is met.
+        Logs the last evaluation's success (the stage the round stopped at; every one is in `history`)."""
         self.last_evaluation = env_steps(trainer)
-        while True:
+        raise_ = True
+        while raise_:
             success = greedy_success(trainer, pl_module, self.eval_episodes)
             raise_ = trainer.strategy.reduce_boolean_decision(self.should_raise(success)[0], all=True)
             met = trainer.strategy.reduce_boolean_decision(self.target_met(success)[0], all=True)
@@ -176,16 +178,15 @@ class TaskCurriculum(L.Callback):
                 "raised": raise_,
             }
             self.history.append(record)
-            pl_module.log("curriculum/success", success, batch_size=1)
             if met and self.reached is None:
                 self.reached = dict(record)
-            pl_module.log("curriculum/target_reached", float(self.reached is not None), batch_size=1)
             if met and self.stop_at_target:
                 trainer.should_stop = True
-            if not raise_:
-                return
-            self.stage += 1
-            trainer.datamodule.update_task(**self.stages[self.stage])
+            if raise_:
+                self.stage += 1
+                trainer.datamodule.update_task(**self.stages[self.stage])
+        pl_module.log("curriculum/success", success, batch_size=1)
+        pl_module.log("curriculum/target_reached", float(self.reached is not None), batch_size=1)
 
     @property
     def wall_s(self) -> float:

@@ -73,7 +73,9 @@ def _driver(dm, successes, strategy=None):
     trainer = SimpleNamespace(
         datamodule=dm, strategy=strategy or _Strategy(), world_size=1, should_stop=False, current_epoch=0
     )
-    module = SimpleNamespace(training=True, eval=lambda: None, train=lambda mode=True: None, log=lambda *a, **k: None)
+    logged = {}
+    log = lambda name, value, **kwargs: logged.setdefault(name, []).append(value)  # noqa: E731
+    module = SimpleNamespace(training=True, eval=lambda: None, train=lambda mode=True: None, log=log, logged=logged)
     return trainer, module
 
 
@@ -109,6 +111,7 @@ def test_a_raise_evaluates_the_next_stage_at_once_and_goes_on_while_stages_pass(
     cb.on_fit_start(trainer, module)
     cb._evaluate_and_update(trainer, module, 1)  # passes stages 0 and 1, fails stage 2: one round
     assert cb.stage == 2 and [(h["stage"], h["raised"]) for h in cb.history] == [(0, True), (1, True), (2, False)]
+    assert module.logged["curriculum/success"] == pytest.approx([0.3])  # one value per round: where it stopped
     assert dm.env_kwargs == cb.stages[2]
     cb._evaluate_and_update(trainer, module, 2)
     assert cb.stage == 3 and not trainer.should_stop
