@@ -73,6 +73,11 @@ class RecurrentPPO(L.LightningModule):
             Keeps the value loss at unit scale whatever the returns' size, so `vf_coef` means the
             same early and late in training.
         value_norm_beta: EMA decay of those statistics per training minibatch.
+
+    Attributes:
+        minibatch_approx_kl: approximate KL of the minibatch being trained, from its forward pass (before its
+            optimizer step); `KLEarlyStopping` reads it to drop a minibatch that moved the policy too far.
+        skip_rest_of_iteration: set (by `KLEarlyStopping`) to end the current PPO iteration at the next minibatch.
     """
 
     def __init__(
@@ -140,6 +145,7 @@ class RecurrentPPO(L.LightningModule):
         self.critic = orthogonal_(nn.Linear(features, 1), 1.0)
         self.value_normalizer = ValueNormalizer(value_norm_beta) if normalize_values else None
         self.skip_rest_of_iteration = False
+        self.minibatch_approx_kl: torch.Tensor | None = None
         self._nonfinite = torch.zeros((), dtype=torch.bool)
         self.evaluation_means = nn.ModuleDict(
             {f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in EVALUATION_METRICS}
@@ -312,6 +318,7 @@ class RecurrentPPO(L.LightningModule):
                 out["memory_aux_loss"] = aux.detach()
             out.update({f"memory/{k}": v for k, v in self.memory.diagnostics().items()})
         self._nonfinite = self._nonfinite.to(out["loss"].device) | ~torch.isfinite(out["loss"].detach())
+        self.minibatch_approx_kl = out["approx_kl"].detach()  # read by KLEarlyStopping before the optimizer step
         size = batch.log_probs.numel()
         self.log_dict(
             {f"train/{k}": v for k, v in out.items() if k != "loss"},

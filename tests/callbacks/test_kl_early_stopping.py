@@ -2,6 +2,7 @@
 
 import lightning as L
 import pytest
+import torch
 
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.callbacks import KLEarlyStopping
@@ -71,6 +72,29 @@ def test_a_tiny_target_stops_each_iteration_at_its_first_moved_minibatch():
     # minibatch 0 is scored before any update of the iteration (KL exactly 0); minibatch 1 is not
     assert counter.per_epoch == [2, 2]
     assert stopper.stopped_iterations == 2
+
+
+class _ParametersAfterEachBatch(L.Callback):
+    def __init__(self):
+        self.after = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.after.append([p.detach().clone() for p in pl_module.parameters()])
+
+
+def test_the_minibatch_that_crosses_the_limit_is_not_applied():
+    """Its KL is measured in its forward pass, before its update: past the limit, the update is dropped."""
+    params = _ParametersAfterEachBatch()
+    _fit([KLEarlyStopping(target_kl=1e-12, stop_ratio=1.0), params], epochs=1, lr=1e-2)
+    first, crossing = params.after  # minibatch 0 (KL 0) applied, minibatch 1 (KL > 0) crossed the limit
+    assert all(torch.equal(a, b) for a, b in zip(first, crossing, strict=True))
+
+
+def test_a_huge_target_applies_every_minibatch():
+    params = _ParametersAfterEachBatch()
+    _fit([KLEarlyStopping(target_kl=1e9), params], epochs=1, lr=1e-2)
+    assert len(params.after) == 16
+    assert all(not torch.equal(a[0], b[0]) for a, b in zip(params.after, params.after[1:], strict=False))
 
 
 def test_a_huge_target_never_stops():
