@@ -51,7 +51,8 @@ class RolloutDataModule(L.LightningDataModule):
         env_kwargs: keyword arguments of the task (for example `horizon`, `num_cues`); for a
             `gym:` env, the keyword arguments of `gymnasium.make`.
         difficulty: a difficulty preset of the task (`easy`, `medium`, `hard`, `extreme`);
-            `env_kwargs` override it.
+            `env_kwargs` override it. Built-in tasks only: with a `gym:<id>` env it is ignored, with a
+            note (so a built-in task's config takes `--data.env gym:<id>` alone).
         num_envs: envs collected in parallel (per DDP rank).
         rollout_steps: steps per env per PPO iteration.
         seq_len: length of a training sequence (truncated-BPTT window); divides `rollout_steps`.
@@ -99,6 +100,12 @@ class RolloutDataModule(L.LightningDataModule):
         super().__init__()
         self.env_name = env
         self.env_kwargs = dict(env_kwargs or {})
+        if env.startswith(GYM_PREFIX) and difficulty is not None:
+            rank_zero_info(
+                f"memrl: data.difficulty {difficulty!r} is a preset of the built-in tasks; ignored for {env!r} "
+                "(configure it through data.env_kwargs)"
+            )
+            difficulty = None
         self.difficulty = difficulty
         self.num_envs = num_envs
         self.rollout_steps = rollout_steps
