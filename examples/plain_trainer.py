@@ -15,16 +15,17 @@ from lightning_memrl.controllers import GRU
 from lightning_memrl.data import RolloutDataModule
 
 
-def main(iterations: int = 20, root_dir: str = "runs/example") -> dict[str, float]:
-    L.seed_everything(0)
+def main(iterations: int = 20, root_dir: str = "runs/example", seed: int = 0) -> dict[str, float]:
+    L.seed_everything(seed)
     data = RolloutDataModule(
         env="delayed_cue",
         env_kwargs={"horizon": 6, "num_cues": 4},
         num_envs=64,
         rollout_steps=32,
         seq_len=16,
-        minibatch_size=512,
+        num_minibatches=4,
         update_epochs=4,
+        seed=seed,
     )
     agent = RecurrentPPO(GRU(hidden_size=64, update_bias_init=1.0), env_spec=data.env_spec, lr=1e-3)
     trainer = L.Trainer(
@@ -45,5 +46,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--root-dir", default="runs/example")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    main(args.iterations, args.root_dir)
+    main(args.iterations, args.root_dir, args.seed)

@@ -18,7 +18,7 @@ TINY = [
     "--data.num_envs", "16",
     "--data.rollout_steps", "64",
     "--data.seq_len", "64",
-    "--data.minibatch_size", "512",
+    "--data.num_minibatches", "2",
     "--data.eval_envs", "16",
     "--data.eval_episodes", "16",
     "--model.controller.init_args.hidden_size", "16",
@@ -99,13 +99,22 @@ def test_unknown_task_is_a_clear_error(tmp_path, capsys):
     ("override", "message"),
     [
         (["--data.burn_in", "64"], "burn_in"),
-        (["--data.minibatch_size", "500"], "minibatch_size"),
+        (["--data.num_minibatches", "3"], "num_minibatches (3) must divide the 16 training sequences"),
         (["--data.seq_len", "48"], "seq_len"),
     ],
 )
 def test_bad_shapes_are_clear_errors(tmp_path, capsys, override, message):
     assert main(["fit", *TINY, *override, "--trainer.default_root_dir", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("num_envs", [8, 16, 512])
+def test_the_quickstart_keeps_its_four_minibatches_whatever_num_envs(num_envs):
+    """`num_minibatches` is the knob: a minibatch_size of 2048 broke at 8 envs and meant 32 minibatches at 512."""
+    quickstart = ["--config", str(ROOT / "configs" / "quickstart.yaml"), "--trainer.logger", "false"]
+    cli = MemRLCLI(args=[*quickstart, "--data.num_envs", str(num_envs)], run=False)
+    dm = cli.datamodule
+    assert dm.minibatches_per_epoch == 4 and dm.minibatch_size == num_envs * 128 // 4
 
 
 def test_unknown_config_key_is_rejected(tmp_path, capsys):

@@ -19,7 +19,7 @@ def test_two_process_ddp_fit_counts_env_steps_of_all_ranks(tmp_path):
         sys.executable, "-m", "lightning_memrl", "fit",
         "--config", str(ROOT / "configs" / "quickstart.yaml"),
         "--data.num_envs", "8", "--data.rollout_steps", "32", "--data.seq_len", "32",
-        "--data.minibatch_size", "128", "--data.eval_envs", "8", "--data.eval_episodes", "8",
+        "--data.num_minibatches", "2", "--data.eval_envs", "8", "--data.eval_episodes", "8",
         "--model.controller.init_args.hidden_size", "16",
         "--trainer.max_epochs", "2", "--trainer.accelerator", "cpu",
         "--trainer.strategy", "ddp", "--trainer.devices", "2",
@@ -33,7 +33,7 @@ def test_two_process_ddp_fit_counts_env_steps_of_all_ranks(tmp_path):
 
 
 def _rank_view(rank: int) -> RolloutDataModule:
-    dm = RolloutDataModule(num_envs=8, rollout_steps=8, seq_len=8, minibatch_size=64, seed=7)
+    dm = RolloutDataModule(num_envs=8, rollout_steps=8, seq_len=8, num_minibatches=1, seed=7)
     dm.trainer = SimpleNamespace(
         global_rank=rank, world_size=2, strategy=SimpleNamespace(root_device=torch.device("cpu"))
     )

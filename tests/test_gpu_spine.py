@@ -44,7 +44,7 @@ def test_task_runs_on_cuda():
 @pytest.mark.parametrize("make", [lambda: GRU(32), lambda: LSTM(32)])
 def test_replay_is_honest_on_cuda(make):
     dm = RolloutDataModule(
-        env_kwargs={"horizon": 5}, num_envs=16, rollout_steps=32, seq_len=8, burn_in=3, minibatch_size=128
+        env_kwargs={"horizon": 5}, num_envs=16, rollout_steps=32, seq_len=8, burn_in=3, num_minibatches=4
     )
     agent = RecurrentPPO(make(), env_spec=dm.env_spec).cuda()
     env = dm.make_env(16, "cuda", 0)
@@ -57,7 +57,7 @@ def test_replay_is_honest_on_cuda(make):
 
 def test_fit_on_gpu_keeps_everything_on_the_device():
     L.seed_everything(0)
-    dm = RolloutDataModule(env_kwargs={"horizon": 8}, num_envs=64, rollout_steps=32, seq_len=32, minibatch_size=512)
+    dm = RolloutDataModule(env_kwargs={"horizon": 8}, num_envs=64, rollout_steps=32, seq_len=32, num_minibatches=4)
     agent = RecurrentPPO(GRU(32), env_spec=dm.env_spec)
     trainer = L.Trainer(
         accelerator="gpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,

@@ -39,7 +39,7 @@ def _fit(epochs, root, ckpt_path=None):
         rollout_steps=16,
         seq_len=8,
         burn_in=3,
-        minibatch_size=32,
+        num_minibatches=4,
         update_epochs=2,
         seed=5,
     )

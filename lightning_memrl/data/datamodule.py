@@ -58,8 +58,12 @@ class RolloutDataModule(L.LightningDataModule):
         seq_len: length of a training sequence (truncated-BPTT window); divides `rollout_steps`.
         burn_in: steps replayed before each sequence without loss or gradient to refresh its
             stored state with the current parameters; `< seq_len`.
-        minibatch_size: env steps per minibatch; a multiple of `seq_len` dividing
-            `num_envs * rollout_steps`.
+        num_minibatches: minibatches per update epoch (as CleanRL's `num_minibatches`): the iteration's
+            `num_envs * rollout_steps / seq_len` sequences split evenly, so it must divide that number;
+            the minibatch size follows (`minibatch_size` after construction) and changes with `num_envs`.
+        minibatch_size: deprecated (it had to change with `num_envs`): env steps per minibatch, a
+            multiple of `seq_len` dividing `num_envs * rollout_steps`; when given it sets `num_minibatches`,
+            with a warning naming the value to use instead.
         update_epochs: passes over each rollout.
         gamma: discount.
         gae_lambda: GAE lambda.
@@ -86,7 +90,8 @@ class RolloutDataModule(L.LightningDataModule):
         rollout_steps: int = 128,
         seq_len: int = 128,
         burn_in: int = 0,
-        minibatch_size: int = 8192,
+        num_minibatches: int = 4,
+        minibatch_size: int | None = None,
         update_epochs: int = 4,
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
@@ -111,6 +116,7 @@ class RolloutDataModule(L.LightningDataModule):
         self.rollout_steps = rollout_steps
         self.seq_len = seq_len
         self.burn_in = burn_in
+        self.num_minibatches = num_minibatches
         self.minibatch_size = minibatch_size
         self.update_epochs = update_epochs
         self.gamma = gamma
@@ -139,17 +145,41 @@ class RolloutDataModule(L.LightningDataModule):
                 f"data.burn_in ({self.burn_in}) must be >= 0 and < data.seq_len ({self.seq_len}): burn-in "
                 "steps only refresh the state before a sequence; lower burn_in or raise seq_len"
             )
-        if self.minibatch_size % self.seq_len or steps % self.minibatch_size:
+        if self.minibatch_size is not None:
+            self.num_minibatches = self._minibatches_from_size(steps)
+        sequences = steps // self.seq_len
+        if self.num_minibatches < 1 or sequences % self.num_minibatches:
+            divisors = [d for d in range(1, sequences + 1) if sequences % d == 0]
+            nearest = sorted(divisors, key=lambda d: (abs(d - self.num_minibatches), d))[:2]
             raise ConfigError(
-                f"data.minibatch_size ({self.minibatch_size}) must be a multiple of data.seq_len "
-                f"({self.seq_len}) and divide num_envs * rollout_steps ({steps}); for example "
-                f"{steps // 4} gives 4 minibatches"
+                f"data.num_minibatches ({self.num_minibatches}) must divide the {sequences} training sequences of "
+                f"an iteration (num_envs {self.num_envs} x rollout_steps {self.rollout_steps} / seq_len "
+                f"{self.seq_len}); use {' or '.join(map(str, sorted(nearest)))}, or a num_envs that makes the "
+                f"sequences a multiple of {self.num_minibatches}"
             )
+        self.minibatch_size = steps // self.num_minibatches
         if self.update_epochs < 1:
             raise ConfigError(f"data.update_epochs must be >= 1, got {self.update_epochs}")
         if self.vectorization not in VECTORIZATION_MODES:
             raise ConfigError(f"data.vectorization must be one of {VECTORIZATION_MODES}, got {self.vectorization!r}")
         check_cuda_graphs(self.cuda_graphs)
+
+    def _minibatches_from_size(self, steps: int) -> int:
+        """The deprecated `minibatch_size` as a number of minibatches (checked, and warned about)."""
+        if self.minibatch_size % self.seq_len or steps % self.minibatch_size:
+            raise ConfigError(
+                f"data.minibatch_size ({self.minibatch_size}) must be a multiple of data.seq_len "
+                f"({self.seq_len}) and divide num_envs * rollout_steps ({steps}); better, drop it and set "
+                "data.num_minibatches (4 by default), which holds whatever num_envs is"
+            )
+        num_minibatches = steps // self.minibatch_size
+        warnings.warn(
+            f"data.minibatch_size is deprecated (it has to change with num_envs): use data.num_minibatches "
+            f"{num_minibatches}, the same split here",
+            FutureWarning,
+            stacklevel=4,
+        )
+        return num_minibatches
 
     def make_env(
         self, num_envs: int, device: torch.device | str, seed: int, vectorization: str | None = None
@@ -244,7 +274,7 @@ class RolloutDataModule(L.LightningDataModule):
     # --- the work -------------------------------------------------------------------------------
     @property
     def minibatches_per_epoch(self) -> int:
-        return self.num_envs * self.rollout_steps // self.minibatch_size
+        return self.num_minibatches
 
     @property
     def env_steps(self) -> int:

@@ -23,7 +23,7 @@ ACTION_SPACES = {
 def _setup(kind, seed=0):
     dm = RolloutDataModule(
         env="gym:Spaces-v0", env_kwargs={"action_space": ACTION_SPACES[kind], "episode_length": 5},
-        num_envs=4, rollout_steps=16, seq_len=8, burn_in=2, minibatch_size=32, update_epochs=2,
+        num_envs=4, rollout_steps=16, seq_len=8, burn_in=2, num_minibatches=2, update_epochs=2,
         eval_envs=4, eval_episodes=4, seed=seed,
     )  # fmt: skip
     return dm, RecurrentPPO(GRU(16), env_spec=dm.env_spec, log_std_init=-0.5)

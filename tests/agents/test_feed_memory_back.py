@@ -14,7 +14,7 @@ from lightning_memrl.memory import KVMemory
 def _data():
     return RolloutDataModule(
         env_kwargs={"horizon": 5, "num_cues": 2}, num_envs=4, rollout_steps=16, seq_len=8, burn_in=2,
-        minibatch_size=32, update_epochs=1, eval_envs=4, eval_episodes=4,
+        num_minibatches=2, update_epochs=1, eval_envs=4, eval_episodes=4,
     )  # fmt: skip
 
 

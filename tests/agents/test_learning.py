@@ -14,7 +14,7 @@ def test_gru_learns_a_short_delayed_cue():
         num_envs=32,
         rollout_steps=32,
         seq_len=32,
-        minibatch_size=256,
+        num_minibatches=4,
         update_epochs=4,
         eval_envs=64,
         eval_episodes=256,

@@ -15,7 +15,7 @@ HIDDEN, INPUT = 16, 8  # different sizes, so an error naming them says which is 
 def _data():
     dm = RolloutDataModule(
         env="delayed_cue", env_kwargs={"horizon": 5, "num_cues": 4}, num_envs=4, rollout_steps=16, seq_len=8,
-        burn_in=2, minibatch_size=32, update_epochs=1, seed=3,
+        burn_in=2, num_minibatches=2, update_epochs=1, seed=3,
     )  # fmt: skip
     dm.setup("fit")
     return dm

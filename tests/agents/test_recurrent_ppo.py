@@ -13,7 +13,7 @@ from lightning_memrl.errors import ConfigError, TrainingDivergedError
 
 def _tiny(controller=None, **model_kwargs):
     dm = RolloutDataModule(
-        env_kwargs={"horizon": 5}, num_envs=8, rollout_steps=16, seq_len=8, burn_in=2, minibatch_size=64,
+        env_kwargs={"horizon": 5}, num_envs=8, rollout_steps=16, seq_len=8, burn_in=2, num_minibatches=2,
         update_epochs=2, eval_envs=8, eval_episodes=8,
     )  # fmt: skip
     return dm, RecurrentPPO(controller or GRU(16), env_spec=dm.env_spec, **model_kwargs)

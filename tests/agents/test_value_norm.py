@@ -49,7 +49,7 @@ def test_bad_arguments_are_value_errors():
 
 def _agent(**kwargs):
     dm = RolloutDataModule(
-        env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=8, minibatch_size=16, eval_envs=4,
+        env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=8, num_minibatches=2, eval_envs=4,
         eval_episodes=4,
     )  # fmt: skip
     torch.manual_seed(0)

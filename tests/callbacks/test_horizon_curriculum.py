@@ -88,7 +88,7 @@ def _fit(root, epochs, curriculum, ckpt_path=None, extra=()):
         num_envs=16,
         rollout_steps=16,
         seq_len=16,
-        minibatch_size=128,
+        num_minibatches=2,
         update_epochs=1,
         eval_envs=16,
         eval_episodes=16,
@@ -152,7 +152,7 @@ def test_validate_from_a_curriculum_checkpoint_evaluates_the_configured_task(tmp
     _, dm, _ = _fit(tmp_path, 4, curriculum, extra=[_AlwaysRight()])
     assert dm.env_kwargs["horizon"] == 9
     fresh = RolloutDataModule(
-        env_kwargs={"horizon": 20, "num_cues": 3}, num_envs=16, rollout_steps=16, seq_len=16, minibatch_size=128
+        env_kwargs={"horizon": 20, "num_cues": 3}, num_envs=16, rollout_steps=16, seq_len=16, num_minibatches=2
     )
     model = RecurrentPPO(GRU(16), env_spec=fresh.env_spec)
     validator = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)

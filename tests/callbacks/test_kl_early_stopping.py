@@ -49,7 +49,7 @@ class _CountBatches(L.Callback):
 def _fit(callbacks, epochs=2, lr=3e-4):
     L.seed_everything(0)
     dm = RolloutDataModule(
-        env_kwargs={"horizon": 6}, num_envs=16, rollout_steps=16, seq_len=8, minibatch_size=64, update_epochs=4
+        env_kwargs={"horizon": 6}, num_envs=16, rollout_steps=16, seq_len=8, num_minibatches=4, update_epochs=4
     )
     model = RecurrentPPO(GRU(16), env_spec=dm.env_spec, lr=lr)
     trainer = L.Trainer(

@@ -22,7 +22,7 @@ SHIPPED = [
     "--config", str(CONFIGS / "callbacks" / "sleep.yaml"),
 ]  # fmt: skip
 TINY = [
-    "--data.num_envs", "4", "--data.rollout_steps", "16", "--data.seq_len", "8", "--data.minibatch_size", "32",
+    "--data.num_envs", "4", "--data.rollout_steps", "16", "--data.seq_len", "8", "--data.num_minibatches", "2",
     "--data.update_epochs", "1", "--data.eval_envs", "4", "--data.eval_episodes", "4",
     "--data.env_kwargs", '{"horizon": 6, "num_cues": 2}',
     "--model.controller.init_args.hidden_size", "16",

@@ -57,7 +57,7 @@ def _datamodule(task, difficulty, **kwargs):
         num_envs=2,
         rollout_steps=8,
         seq_len=8,
-        minibatch_size=16,
+        num_minibatches=1,
         eval_envs=2,
         **kwargs,
     )
@@ -173,7 +173,7 @@ def _fit(root, epochs, ckpt_path=None):
         num_envs=8,
         rollout_steps=16,
         seq_len=16,
-        minibatch_size=64,
+        num_minibatches=2,
         update_epochs=1,
         eval_envs=16,
         eval_episodes=16,

@@ -21,7 +21,7 @@ class _RealWarning(L.Callback):
 
 def test_dataloader_and_log_interval_advice_is_silenced_and_real_warnings_kept(monkeypatch, tmp_path):
     monkeypatch.setattr(data_connector, "suggested_max_num_workers", lambda devices: 8)  # as on a many-core host
-    dm = RolloutDataModule(env_kwargs={"horizon": 5}, num_envs=8, rollout_steps=16, seq_len=8, minibatch_size=64)
+    dm = RolloutDataModule(env_kwargs={"horizon": 5}, num_envs=8, rollout_steps=16, seq_len=8, num_minibatches=2)
     agent = RecurrentPPO(GRU(8), env_spec=dm.env_spec)
     trainer = L.Trainer(
         max_epochs=1, logger=CSVLogger(tmp_path), log_every_n_steps=50, callbacks=[_RealWarning()],

@@ -31,7 +31,7 @@ def _datamodule(burn_in, seq_len=8, horizon=5):
         rollout_steps=24,
         seq_len=seq_len,
         burn_in=burn_in,
-        minibatch_size=48,
+        num_minibatches=3,
         update_epochs=1,
         seed=3,
     )
@@ -201,7 +201,7 @@ def test_replay_is_honest_for_a_box_action_gym_env():
     box = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
     dm = RolloutDataModule(
         env="gym:Spaces-v0", env_kwargs={"action_space": box, "episode_length": 5}, num_envs=6,
-        rollout_steps=24, seq_len=8, burn_in=3, minibatch_size=48, update_epochs=1, seed=3,
+        rollout_steps=24, seq_len=8, burn_in=3, num_minibatches=3, update_epochs=1, seed=3,
     )  # fmt: skip
     dm.setup("fit")
     agent = _sensitive_agent(GRU(16), dm)
@@ -236,7 +236,7 @@ def test_sync_free_truncation_bootstraps_equal_the_synced_ones(monkeypatch):
         torch.manual_seed(0)
         dm = RolloutDataModule(
             env="t_maze", env_kwargs={"horizon": 4, "time_limit": 5}, num_envs=6, rollout_steps=24,
-            seq_len=8, burn_in=0, minibatch_size=48, update_epochs=1, seed=3,
+            seq_len=8, burn_in=0, num_minibatches=3, update_epochs=1, seed=3,
         )  # fmt: skip
         dm.setup("fit")
         torch.manual_seed(1)

@@ -192,7 +192,7 @@ def test_success_is_read_from_the_final_info_and_evaluation_omits_it_otherwise()
     _, _, term, _, info = with_success.step(torch.tensor([2, 0]))  # reward = action mean > 0 for env 0
     assert term.all() and info["success"].tolist() == [True, False] and with_success.reports_success
 
-    dm = RolloutDataModule(env="gym:Counter-v0", num_envs=2, rollout_steps=4, seq_len=4, minibatch_size=8)
+    dm = RolloutDataModule(env="gym:Counter-v0", num_envs=2, rollout_steps=4, seq_len=4, num_minibatches=1)
     dm.setup("fit")
     from lightning_memrl.agents import RecurrentPPO
     from lightning_memrl.controllers import GRU

@@ -53,7 +53,7 @@ def test_one_ppo_iteration(controller_name, memory_name, tmp_path):
         rollout_steps=8,
         seq_len=8,
         burn_in=2,
-        minibatch_size=16,
+        num_minibatches=2,
         update_epochs=1,
         eval_envs=4,
         eval_episodes=4,
@@ -86,7 +86,7 @@ def test_parallel_miras_and_episodic_memory_on_the_hybrid_backbone(tmp_path):
     memory = memories.ParallelMemory([memories.DualTierMiras(16, memory_dim=8, deep_hidden=8, chunk_size=4), episodic])
     data = RolloutDataModule(
         env="delayed_cue", env_kwargs={"horizon": 5, "num_cues": 2}, num_envs=4, rollout_steps=8, seq_len=8,
-        burn_in=2, minibatch_size=16, update_epochs=1, eval_envs=4, eval_episodes=4,
+        burn_in=2, num_minibatches=2, update_epochs=1, eval_envs=4, eval_episodes=4,
     )  # fmt: skip
     agent = RecurrentPPO(controller, env_spec=data.env_spec, memory=memory, normalize_values=True)
     assert memory.read_size == 8 + 8

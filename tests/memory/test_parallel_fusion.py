@@ -19,7 +19,7 @@ def _gated(query_size=16):
 def _datamodule():
     dm = RolloutDataModule(
         env="delayed_cue", env_kwargs={"horizon": 5, "num_cues": 2}, num_envs=4, rollout_steps=8, seq_len=8,
-        minibatch_size=32, update_epochs=1, eval_envs=4, eval_episodes=4,
+        num_minibatches=1, update_epochs=1, eval_envs=4, eval_episodes=4,
     )  # fmt: skip
     dm.setup("fit")
     return dm

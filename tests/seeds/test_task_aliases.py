@@ -16,6 +16,6 @@ def test_an_alias_builds_the_same_task(alias, name):
 
 
 def test_the_data_module_takes_an_alias():
-    dm = RolloutDataModule(env="assoc_recall", num_envs=2, rollout_steps=8, seq_len=8, minibatch_size=16)
+    dm = RolloutDataModule(env="assoc_recall", num_envs=2, rollout_steps=8, seq_len=8, num_minibatches=1)
     assert dm.env_spec == RolloutDataModule(env="associative_recall", num_envs=2, rollout_steps=8, seq_len=8,
-                                            minibatch_size=16).env_spec  # fmt: skip
+                                            num_minibatches=1).env_spec  # fmt: skip

@@ -17,7 +17,7 @@ KEY = "data.env_kwargs.horizon"
 TINY = {
     "data": {
         "env": "delayed_cue", "env_kwargs": {"horizon": 4, "num_cues": 2}, "num_envs": 4, "rollout_steps": 8,
-        "seq_len": 8, "minibatch_size": 32, "update_epochs": 1, "eval_envs": 4, "eval_episodes": 4,
+        "seq_len": 8, "num_minibatches": 1, "update_epochs": 1, "eval_envs": 4, "eval_episodes": 4,
     },
     "model": {"controller": {"class_path": "lightning_memrl.controllers.GRU", "init_args": {"hidden_size": 8}}},
     "trainer": {

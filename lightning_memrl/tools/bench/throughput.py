@@ -94,7 +94,7 @@ def run(
         num_envs=num_envs,
         rollout_steps=rollout_steps,
         seq_len=seq_len,
-        minibatch_size=steps // num_minibatches,
+        num_minibatches=num_minibatches,
         update_epochs=update_epochs,
         cuda_graphs=cuda_graphs,
     )

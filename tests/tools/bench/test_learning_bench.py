@@ -13,7 +13,7 @@ def test_learning_benchmark_runs_seeds_and_stops_at_target(tmp_path, capsys):
     args = [
         "bench", "learning", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--seeds", "0", "1",
         "--stop-at", "0.0", "--root", str(tmp_path), "--out", str(out), "--",
-        "--data.num_envs", "16", "--data.minibatch_size", "512", "--data.eval_envs", "16",
+        "--data.num_envs", "16", "--data.num_minibatches", "4", "--data.eval_envs", "16",
         "--data.eval_episodes", "16", "--trainer.check_val_every_n_epoch", "1", "--trainer.max_epochs", "5",
         "--model.controller.init_args.hidden_size", "16",
     ]  # fmt: skip

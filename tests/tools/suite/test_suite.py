@@ -46,7 +46,7 @@ def write_suite(path: Path, **changes) -> Path:
             "data.num_envs": 16,
             "data.rollout_steps": 16,
             "data.seq_len": 16,
-            "data.minibatch_size": 128,
+            "data.num_minibatches": 2,
             "data.update_epochs": 1,
             "data.eval_envs": 16,
             "data.eval_episodes": 16,
