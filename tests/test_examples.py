@@ -9,13 +9,13 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_plain_trainer_example_runs_and_learns_a_little(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["plain_trainer.py", "--iterations", "12", "--root-dir", str(tmp_path)])
-    runpy.run_path(str(EXAMPLES / "plain_trainer.py"), run_name="__main__")
-    out = capsys.readouterr().out
-    assert "greedy success rate after 12 iterations" in out
-    success = float(out.strip().rsplit(" ", 1)[-1])
-    assert success > 0.25  # chance is 0.25 with 4 cues
+def test_plain_trainer_example_learns(tmp_path, capsys):
+    """20 iterations (its default) solve the example's task: greedy success 1.0 for seeds 0-4, against 0.24-0.55
+    with the advantages zeroed (learning broken: the PPO loss carries no signal); chance is 0.25 with 4 cues."""
+    example = runpy.run_path(str(EXAMPLES / "plain_trainer.py"), run_name="example")
+    metrics = example["main"](20, str(tmp_path))
+    assert "greedy success rate after 20 iterations" in capsys.readouterr().out
+    assert metrics["val/success_rate"] >= 0.9
 
 
 def test_sb3_hippocampal_dqn_example_runs(tmp_path, monkeypatch, capsys):
