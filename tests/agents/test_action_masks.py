@@ -63,7 +63,7 @@ def test_an_all_false_mask_leaves_the_row_unmasked():
 def _datamodule(wrappers=None, **env_kwargs):
     return RolloutDataModule(
         env="gym:Masked-v0", env_kwargs=env_kwargs, wrappers=wrappers, num_envs=4, rollout_steps=16, seq_len=8,
-        burn_in=2, minibatch_size=32, update_epochs=2, eval_envs=4, eval_episodes=8, seed=0,
+        burn_in=2, num_minibatches=2, update_epochs=2, eval_envs=4, eval_episodes=8, seed=0,
     )  # fmt: skip
 
 

@@ -150,7 +150,7 @@ def test_replay_from_stored_states_is_exact_with_every_encoder(name, burn_in):
     """PPO ratio == 1 and values equal on the first pass, with resets inside sequences."""
     dm = RolloutDataModule(
         env="gym:Spaces-v0", env_kwargs={"observation_space": SPACES[name][0], "episode_length": 5},
-        num_envs=3, rollout_steps=16, seq_len=8, burn_in=burn_in, minibatch_size=24, update_epochs=1, seed=1,
+        num_envs=3, rollout_steps=16, seq_len=8, burn_in=burn_in, num_minibatches=2, update_epochs=1, seed=1,
     )  # fmt: skip
     agent = RecurrentPPO(GRU(16), env_spec=dm.env_spec)
     with torch.no_grad():

@@ -56,7 +56,7 @@ def test_wrappers_on_a_built_in_task_are_refused():
 def test_the_config_key_reaches_the_env():
     stack = "[{class_path: gymnasium.wrappers.FrameStackObservation, init_args: {stack_size: 2}}]"
     args = ["--data.env", "gym:Spaces-v0", "--data.wrappers", stack, "--data.env_kwargs", "{episode_length: 4}",
-            "--data.num_envs", "2", "--data.rollout_steps", "8", "--data.seq_len", "8", "--data.minibatch_size", "16",
+            "--data.num_envs", "2", "--data.rollout_steps", "8", "--data.seq_len", "8", "--data.num_minibatches", "1",
             "--model.controller", "lightning_memrl.controllers.GRU", "--trainer.logger", "false"]  # fmt: skip
     cli = MemRLCLI(args=args, run=False)
     assert cli.datamodule.wrappers == [STACK | {"init_args": {"stack_size": 2}}]
@@ -67,7 +67,7 @@ def test_minigrid_through_the_wrapper_config_registers_on_import():
     pytest.importorskip("minigrid")  # the [envs] extra
     dm = RolloutDataModule(
         env="gym:MiniGrid-MemoryS7-v0", wrappers=[{"class_path": "minigrid.wrappers.ImgObsWrapper"}],
-        num_envs=2, rollout_steps=8, seq_len=8, minibatch_size=16,
+        num_envs=2, rollout_steps=8, seq_len=8, num_minibatches=1,
     )  # fmt: skip
     (part,) = dm.env_spec.parts
     assert (part.kind, part.shape, part.scale) == ("image", (7, 7, 3), 1 / 255)

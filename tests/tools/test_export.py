@@ -89,7 +89,7 @@ def test_memrl_export_from_a_fit_checkpoint_and_the_example_runs_it_without_the_
     fit = [
         "fit", "--config", str(ROOT / "configs/experiments/cartpole_gru.yaml"), "--trainer.max_epochs", "1",
         "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
-        "--data.num_envs", "2", "--data.rollout_steps", "32", "--data.minibatch_size", "64", "--data.eval_envs", "2",
+        "--data.num_envs", "2", "--data.rollout_steps", "32", "--data.num_minibatches", "1", "--data.eval_envs", "2",
     ]  # fmt: skip
     assert main(fit) == 0
     ckpt = next(root.glob("**/last.ckpt"))

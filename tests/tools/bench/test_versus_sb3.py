@@ -11,7 +11,7 @@ from lightning_memrl.tools.bench.versus_sb3 import DEFAULT_CONFIG, main, table
 def test_both_agents_run_at_equal_env_steps_and_the_table_shows_them(tmp_path, capsys):
     pytest.importorskip("sb3_contrib")  # the [envs] extra
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["data"].update(num_envs=2, rollout_steps=64, minibatch_size=64, eval_envs=3)  # 128 steps an iteration
+    config["data"].update(num_envs=2, rollout_steps=64, num_minibatches=2, eval_envs=3)  # 128 steps an iteration
     small = tmp_path / "small.yaml"
     small.write_text(yaml.safe_dump(config))
     out = tmp_path / "runs.jsonl"
