@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 
@@ -22,3 +24,15 @@ def pytest_collection_modifyitems(config, items):
 def _seeded():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def lightning_info():
+    """The messages Lightning's rank-zero logger lets through during the test (its filters applied), in order."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
