@@ -390,7 +390,7 @@ def test_evaluation_inside_and_outside_inference_mode_shares_its_tensors():
 # --- the switch ------------------------------------------------------------------------------------
 def _dm(**kwargs):
     dm = RolloutDataModule(
-        env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=8, minibatch_size=32, eval_envs=4, **kwargs
+        env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=8, num_minibatches=1, eval_envs=4, **kwargs
     )
     dm.setup("fit")
     return dm
@@ -527,7 +527,7 @@ def test_fit_on_gpu_with_cuda_graphs_captures_collection_and_evaluation():
     import lightning as L
 
     L.seed_everything(0)
-    dm = RolloutDataModule(env_kwargs={"horizon": 8}, num_envs=64, rollout_steps=32, seq_len=32, minibatch_size=512)
+    dm = RolloutDataModule(env_kwargs={"horizon": 8}, num_envs=64, rollout_steps=32, seq_len=32, num_minibatches=4)
     agent = RecurrentPPO(GRU(32), env_spec=dm.env_spec)
     trainer = L.Trainer(
         accelerator="gpu", devices=1, max_epochs=3, logger=False, enable_checkpointing=False,
