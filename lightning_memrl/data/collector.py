@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_flatten
 
 from lightning_memrl.data.cuda_graphs import ActingGraph, write_at
 from lightning_memrl.data.gae import compute_gae, explained_variance
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.specs import env_spec_of
-from lightning_memrl.state import State, clone_state, copy_state_, map_state, stack_states, state_leaves
+from lightning_memrl.state import State, clone_state, map_state, stack_states
 
 
 @dataclass
@@ -135,12 +136,13 @@ class RolloutCollector:
         self._t = torch.zeros(1, dtype=torch.long, device=dev)  # the step being written
         self._finished = torch.zeros(4, device=dev)  # episodes ended this rollout: count, returns, lengths, successes
         self._no_reset = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._state_leaves, self._state_spec = tree_flatten(self.state)  # each step's new state is copied in
         self.graph.invalidate()
 
     def _step_tensors(self) -> list[torch.Tensor]:
         """Every tensor `_step` reads or writes (besides the env's and the policy's own)."""
         per_env = [self.next_obs, self.next_start, self.episode_return, self.episode_length, self._no_reset]
-        return [*per_env, *state_leaves(self.state), *vars(self._buffers).values(), self._t, self._finished]
+        return [*per_env, *self._state_leaves, *vars(self._buffers).values(), self._t, self._finished]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue collecting exactly (envs, states, generators, counters)."""
@@ -274,7 +276,11 @@ class RolloutCollector:
         write_at(buf.starts, t, start)
         step = policy.act(obs, state, start, generator=self.generator)
         next_obs, reward, term, trunc, info = self.env.step(step.action)
-        copy_state_(state, step.state)
+        new_leaves, spec = tree_flatten(step.state)
+        if spec != self._state_spec:
+            raise ValueError(f"the policy's state changed structure while acting: {self._state_spec} -> {spec}")
+        for kept, new in zip(self._state_leaves, new_leaves, strict=True):
+            kept.copy_(new)
         write_at(buf.actions, t, step.action)
         write_at(buf.log_probs, t, step.log_prob)
         write_at(buf.values, t, step.value)
