@@ -1,7 +1,10 @@
 """`MemRLCLI`: the LightningCLI behind `memrl fit / validate / test`.
 
 It links the env spec from the data module to the agent, seeds everything from `data.seed`, and always
-checkpoints and writes `results.json`. The `memrl` command itself (and its tools) is `lightning_memrl.tools.main`.
+checkpoints (atomically: `AtomicCheckpointIO`) and writes `results.json`. `--ckpt_path` is checked before
+anything is built: `last` is the newest run under `trainer.default_root_dir`, and a file that is not a
+usable checkpoint is a `ConfigError` naming it. The `memrl` command itself (and its tools) is
+`lightning_memrl.tools.main`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import lightning as L
 from jsonargparse.typing import register_type
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
@@ -22,6 +27,12 @@ from lightning_memrl.agents.recurrent_ppo import RecurrentPPO
 from lightning_memrl.callbacks.results import ResultsJson
 from lightning_memrl.data.datamodule import RolloutDataModule
 from lightning_memrl.errors import ConfigError
+from lightning_memrl.plugins.checkpoint_io import (
+    check_fits,
+    read_checkpoint,
+    state_dict_problems,
+    use_atomic_checkpoints,
+)
 from lightning_memrl.specs import EnvSpec
 
 # The env spec reaches `model.env_spec` by a link, and back from a checkpoint's hyperparameters (`memrl test
@@ -48,6 +59,10 @@ TRAINER_DEFAULTS = {
 }
 
 
+#: `ckpt_path` values that Lightning resolves itself (`last` is resolved here, across runs)
+LIGHTNING_CKPT_NAMES = ("best", "hpc")
+
+
 class MemRLCLI(LightningCLI):
     """LightningCLI with `RecurrentPPO` and `RolloutDataModule`, the env spec linked from data to
     model, `data.seed` seeding everything (`seed_everything`, the LightningCLI key, is the same setting), whole option
@@ -62,6 +77,7 @@ class MemRLCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)
+        self._checkpoint: tuple[str, dict] | None = None  # (path, its contents) of a checked --ckpt_path
         super().__init__(RecurrentPPO, RolloutDataModule, args=args, run=run, **kwargs)
 
     def init_parser(self, **kwargs) -> LightningArgumentParser:
@@ -73,6 +89,8 @@ class MemRLCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         _one_seed(self.config[subcommand] if subcommand else self.config)
+        # Before LightningCLI reads the checkpoint's hyperparameters (a bare torch.load) and the Trainer its state.
+        self._resolve_checkpoint()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.env_spec", "model.env_spec", apply_on="instantiate")
@@ -81,17 +99,17 @@ class MemRLCLI(LightningCLI):
         parser.add_lightning_class_args(ResultsJson, "results")
 
     def before_fit(self) -> None:
-        self._resolve_last_checkpoint()
+        self._check_checkpoint_fits()
 
     def before_validate(self) -> None:
-        self._resolve_last_checkpoint()
+        self._check_checkpoint_fits()
         self._quiet_checkpoint_restore()
 
     def after_validate(self) -> None:
         self._quiet.__exit__(None, None, None)
 
     def before_test(self) -> None:
-        self._resolve_last_checkpoint()
+        self._check_checkpoint_fits()
         self._quiet_checkpoint_restore()
 
     def after_test(self) -> None:
@@ -104,24 +122,46 @@ class MemRLCLI(LightningCLI):
         self._quiet.__enter__()
         warnings.filterwarnings("ignore", message="The dirpath has changed from")
 
-    def _resolve_last_checkpoint(self) -> None:
-        """`--ckpt_path last` continues (fit) or evaluates (validate, test) the newest run's `last.ckpt`
-        under `trainer.default_root_dir`.
+    def instantiate_trainer(self, **kwargs) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
+
+    def _resolve_checkpoint(self) -> None:
+        """`--ckpt_path last` continues (fit) or evaluates (validate, test) the newest run's `last.ckpt` under
+        `trainer.default_root_dir`; the checkpoint file is checked.
 
         Lightning alone looks only in the new run's (empty) checkpoint dir: fit silently starts over, test
         silently evaluates untrained weights.
         """
-        config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "last":
+        subcommand = self.config.get("subcommand")
+        config = self.config.get(subcommand) if subcommand else None
+        if config is None or not config.get("ckpt_path"):
             return
-        root = Path(self.trainer.default_root_dir)
-        candidates = sorted(root.glob("**/last.ckpt"), key=lambda path: path.stat().st_mtime)
-        if not candidates:
-            raise ConfigError(
-                f"--ckpt_path last: no last.ckpt under trainer.default_root_dir ({root}); "
-                "pass the checkpoint's path, or the default_root_dir of the run to continue"
-            )
-        config["ckpt_path"] = str(candidates[-1])
+        if config["ckpt_path"] == "last":
+            root = Path(config["trainer"]["default_root_dir"] or ".")
+            candidates = sorted(root.glob("**/last.ckpt"), key=lambda path: path.stat().st_mtime)
+            if not candidates:
+                raise ConfigError(
+                    f"--ckpt_path last: no last.ckpt under trainer.default_root_dir ({root}); "
+                    "pass the checkpoint's path, or the default_root_dir of the run to continue"
+                )
+            config["ckpt_path"] = str(candidates[-1])
+        path = str(config["ckpt_path"])
+        if path not in LIGHTNING_CKPT_NAMES and not path.startswith("registry") and _is_local_file_protocol(path):
+            self._checkpoint = (path, read_checkpoint(path, map_location="cpu", mmap=True))
+
+    def _check_checkpoint_fits(self) -> None:
+        """A checkpoint of another model or data config is a `ConfigError` naming it, before Lightning loads it."""
+        if self._checkpoint is None:
+            return
+        path, checkpoint = self._checkpoint
+        self._checkpoint = None  # the mapped file is not needed any more
+        problems = state_dict_problems(checkpoint["state_dict"], self.model.state_dict())
+        data_state = checkpoint.get(type(self.datamodule).__qualname__)
+        if self.subcommand == "fit" and data_state is not None:
+            problems += self.datamodule.resume_problems(data_state)
+        check_fits(path, problems)
 
 
 def _one_seed(config) -> None:

@@ -20,7 +20,8 @@ ALLOWED = {
     "integrations": {"hippocampal", "memory"},
     "agents": {"encoders", "controllers", "memory", "ops", "data", "envs"},
     "callbacks": {"memory", "hippocampal", "envs", "data"},
-    "cli": {"agents", "data", "callbacks"},
+    "plugins": set(),
+    "cli": {"agents", "data", "callbacks", "plugins"},
     "tools": None,  # the top floor: anything
     "__main__": {"tools"},
 }

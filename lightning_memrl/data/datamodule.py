@@ -197,6 +197,7 @@ class RolloutDataModule(L.LightningDataModule):
         mode = "sync" if gym_env else self.vectorization
         probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, mode, self.wrappers, **env_kwargs)
         _close(probe)
+        self._restorable = getattr(probe, "restorable", True)
         return env_spec_of(probe)
 
     # --- Lightning hooks ------------------------------------------------------------------------
@@ -377,8 +378,29 @@ class RolloutDataModule(L.LightningDataModule):
                 )
         self.iteration = state["iteration"]
         self.collect_seconds = state["collect_seconds"]
-        if state["collector"] is not None:
+        if state["collector"] is not None and self._fitting():  # evaluation needs no collector (any num_envs)
+            problems = self.resume_problems(state)
+            if problems:
+                raise ConfigError(f"the checkpoint's rollout state does not fit this run: {'; '.join(problems)}")
             self.collector.load_state_dict(state["collector"])
+
+    def resume_problems(self, state: dict[str, Any]) -> list[str]:
+        """Why training cannot continue from `state` (a checkpoint's `state_dict()` of this class); `[]` if it can.
+
+        Envs, recurrent states and burn-in history are restored tensor for tensor, so `num_envs`, the
+        observation size and `burn_in` must be the checkpoint's (not for envs that restart their episodes).
+        """
+        collector = state.get("collector") or {}
+        if not collector.get("started") or not self._restorable:
+            return []
+        saved_envs, saved_size = collector["next_obs"].shape
+        saved_burn_in = collector["history_obs"].shape[0]
+        pairs = [
+            ("data.num_envs", self.num_envs, saved_envs),
+            ("observation size", self.env_spec.observation_size, saved_size),
+            ("data.burn_in", self.burn_in, saved_burn_in),
+        ]
+        return [f"{name} is {here} here, {saved} in the checkpoint" for name, here, saved in pairs if here != saved]
 
     def _fitting(self) -> bool:
         trainer = getattr(self, "trainer", None)
