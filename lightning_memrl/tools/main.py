@@ -11,7 +11,10 @@ memrl export --ckpt_path runs/x/.../last.ckpt --format torch|onnx   (onnx needs 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,11 +23,15 @@ from lightning_memrl.tools.bench import BENCHMARKS
 
 SUITE_COMMANDS = ("run", "compare", "plot", "table")
 GYM_DEFAULT = Path(__file__).resolve().parents[2] / "configs" / "agents" / "gym_default.yaml"
+#: environment variable: "1" makes `memrl` exit when the process that started it is gone (`memrl suite` sets it)
+STOP_WITH_PARENT = "MEMRL_STOP_WITH_PARENT"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memrl` command; returns the exit status (2 for bad input, with one clear line)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get(STOP_WITH_PARENT) == "1":
+        stop_with_parent()
     try:
         if args and args[0] in ("bench", "suite", "tune", "export"):
             return _run_tool(args)
@@ -46,6 +53,26 @@ def with_gym_default(args: list[str]) -> list[str]:
     if env is None or not env.startswith("gym:"):
         return args
     return [args[0], "--config", str(GYM_DEFAULT), *args[1:]]
+
+
+def stop_with_parent(period: float = 1.0) -> threading.Thread:
+    """Exit (status 1) once the process that started this one is gone, checked every `period` seconds.
+
+    A run of a killed `memrl suite` would otherwise go on writing into the run dir that the next
+    `memrl suite` continues from its checkpoint. Its checkpoints are atomic, so stopping anywhere is safe.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        print(f"memrl: the process that started this one (pid {parent}) is gone; stopping", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="memrl-stop-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_cli(args: list[str], from_argv: bool) -> int:

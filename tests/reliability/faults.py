@@ -18,13 +18,14 @@ import functools
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 
 EVENTS = ("collect", "update", "checkpoint", "validate", "final_evaluation")
-ACTIONS = ("kill", "raise")
+ACTIONS = ("kill", "raise", "hang")
 
 
 class InjectedFault(RuntimeError):
@@ -38,12 +39,13 @@ class Fault(L.Callback):
         at: one of `EVENTS`.
         iteration: the (0-based) iteration, i.e. Lightning epoch, the event belongs to (not used by `final_evaluation`).
         step: which env step (`collect`, `validate`, `final_evaluation`) or minibatch (`update`), 0-based.
-        action: `kill` (SIGKILL: no clean-up at all) or `raise` (an `InjectedFault`).
+        action: `kill` (SIGKILL: no clean-up at all), `raise` (an `InjectedFault`) or `hang` (sleep for ever:
+            a stuck process, for whoever watches it).
         rank: fire only on this global rank (`None`: every rank).
         checkpoint_bytes: for `checkpoint`: kill once this many bytes of the `last.ckpt` being saved (under
             whatever name the save writes it first in the checkpoint dir) reached the disk.
-        once: a file; the fault fires only when it does not exist and creates it first, so a rerun of the
-            same config (a suite or study resuming) goes through.
+        once: a file; the fault fires only when it does not exist and creates it first (holding this
+            process's id), so a rerun of the same config (a suite or study resuming) goes through.
         only_seed: fire only in a run whose `data.seed` is this.
     """
 
@@ -75,9 +77,11 @@ class Fault(L.Callback):
 
     def fire(self) -> None:
         if self.once:
-            Path(self.once).touch()
+            Path(self.once).write_text(str(os.getpid()))
         if self.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        while self.action == "hang":
+            time.sleep(1)
         raise InjectedFault(f"injected fault at {self.at}, iteration {self.iteration}, step {self.step}")
 
     # --- hooks -------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import lightning_memrl
 from lightning_memrl.errors import ConfigError
@@ -96,29 +97,50 @@ def _cpu_model() -> str | None:
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines results file (none if it does not exist); names the bad line."""
+    """Records of a JSON-lines results file (none if it does not exist); names the bad line.
+
+    A last line without its newline is a record cut short by a crash while it was written: it is left
+    out with a warning (its run's `results.json` records it again), not an error.
+    """
     path = Path(path)
     if not path.exists():
         return []
+    text = path.read_text()
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as err:
+            if number == len(lines) and not text.endswith("\n"):
+                print(f"memrl suite: {path}:{number} was cut short (a crash while writing it)", file=sys.stderr)
+                continue
             raise ConfigError(f"{path}:{number} is not a JSON line ({err}); remove or fix that line") from err
     return records
 
 
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record as a JSON line and flush it to disk (an interrupted suite keeps it)."""
+    """Append one record as a JSON line and flush it to disk (an interrupted suite keeps it).
+
+    A last line cut short by a crash (no newline) is dropped first, so the new record starts a line.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    with path.open("ab+") as handle:
+        _drop_partial_line(handle)
+        handle.write((json.dumps(record) + "\n").encode())
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _drop_partial_line(handle: BinaryIO) -> None:
+    """Truncate an open (`ab+`) file after its last newline."""
+    handle.seek(0)
+    text = handle.read()
+    if text and not text.endswith(b"\n"):
+        handle.truncate(text.rfind(b"\n") + 1)
 
 
 def is_finished(run: SuiteRun, records: list[dict[str, Any]]) -> bool:

@@ -68,6 +68,7 @@ import yaml
 import lightning_memrl
 from lightning_memrl.envs.registry import get_task_spec
 from lightning_memrl.errors import ConfigError
+from lightning_memrl.tools.main import STOP_WITH_PARENT
 from lightning_memrl.tools.suite.config import SuiteRun, is_gym_task, load_suite
 from lightning_memrl.tools.suite.records import append_record, is_finished, make_record, read_records
 
@@ -316,6 +317,7 @@ def execute(run: SuiteRun, launch: Launch = Launch(), gpu: str | None = None) ->
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(launch.threads)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
+    env[STOP_WITH_PARENT] = "1"  # a run does not outlive its suite (the next suite continues it)
     with log.open("a") as handle:
         proc = subprocess.run([sys.executable, "-m", "lightning_memrl", *args], stdout=handle, stderr=handle, env=env)
     return proc.returncode == 0
