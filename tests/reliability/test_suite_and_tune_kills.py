@@ -29,7 +29,7 @@ def _suite(path: Path, tiny_config: Path, fault: dict | None, seeds: list[int]) 
         "root_dir": str(path.parent / "runs"),
         "tasks": ["delayed_cue"],
         "difficulties": ["easy"],
-        "controllers": [{"name": "gru", "class_path": TINY["model"]["controller"]["class_path"]}],
+        "controllers": [{"name": "gru", **TINY["model"]["controller"]}],
         "seeds": seeds,
         "overrides": overrides,
         "task_overrides": {"delayed_cue": {"data.env_kwargs": TINY["data"]["env_kwargs"]}},
