@@ -74,6 +74,7 @@ def stores(module: torch.nn.Module) -> list[Any]:
 
 
 def take_sample(iteration: int, started: float, module: torch.nn.Module, device: torch.device) -> Sample:
+    gc.collect()  # count live objects, not garbage waiting for the cycle collector
     found = stores(module)
     store_bytes = sum(t.numel() * t.element_size() for s in found for t in (s.keys, s.values, s.ticks, s.envs))
     cuda = device.type == "cuda"
