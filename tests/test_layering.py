@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lightning_memrl"
-FOUNDATION = {"errors", "specs", "state"}  # plain modules every floor may use
+FOUNDATION = {"errors", "specs", "state", "requirements"}  # plain modules every floor may use
 ALLOWED = {
     "ops": set(),
     "hippocampal": set(),
