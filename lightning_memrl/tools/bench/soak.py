@@ -182,7 +182,7 @@ def _print_sample(sample: Sample) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memrl bench soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="memrl bench soak", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", help=f"config file(s) (default: {DEFAULT_CONFIG.name})")
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
