@@ -95,7 +95,9 @@ class MemRLCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.env_spec", "model.env_spec", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True})
+        # Every iteration (epoch) ends with a checkpoint: Lightning would otherwise save only after validations
+        # when check_val_every_n_epoch > 1, and a run stopped between two would lose every iteration since.
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_on_train_epoch_end": True})
         parser.add_lightning_class_args(ResultsJson, "results")
 
     def before_fit(self) -> None:

@@ -9,7 +9,10 @@ the rollout is a "reset step" without a transition: every stored step is a real 
 train; the adapter refuses a vector env in that mode.)
 
 Observations are flattened to `[N, D]` float32 and actions converted by `gym_spaces`; every tensor
-lives on the task's device. Success: where the env's final-step info carries `is_success` or
+lives on the task's device. What an env returns is checked at this boundary (`gym_checks`): an
+observation that does not fit its space, an observation or reward that is not finite, or an exception
+of the env (in this process or an async worker) is an `EnvError` naming the env, the step, the field
+and the copies. Success: where the env's final-step info carries `is_success` or
 `success`, `info["success"]` is that; otherwise the adapter's `reports_success` stays false and
 evaluation reports return only.
 """
@@ -24,9 +27,10 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import concatenate, create_empty_array
 
-from lightning_memrl.envs.gym_spaces import env_spec, flatten_batch, to_env_actions
+from lightning_memrl.envs.gym_checks import CheckedEnv, ObservationMismatch, checked_spec, nonfinite_fields
+from lightning_memrl.envs.gym_spaces import flatten_batch, to_env_actions
 from lightning_memrl.envs.wrappers import WrapperConfig, resolve_wrappers
-from lightning_memrl.errors import ConfigError
+from lightning_memrl.errors import ConfigError, EnvError
 from lightning_memrl.specs import EnvSpec
 
 VECTORIZATION_MODES = ("sync", "async")
@@ -40,6 +44,7 @@ class GymVectorTask:
         vector_env: a gymnasium vector env created with `autoreset_mode=AutoresetMode.SAME_STEP`.
         device: device of the returned tensors (observations, rewards, flags).
         seed: seed of the first `reset()` when it is given none (env i gets `seed + i`).
+        name: what errors call the env (default: its gymnasium id).
     """
 
     #: gymnasium envs cannot be checkpointed: a resumed run starts new episodes (see `state_dict`)
@@ -47,7 +52,13 @@ class GymVectorTask:
     #: a step runs the gymnasium env on the host (numpy): no CUDA graph can replay it
     capturable = False
 
-    def __init__(self, vector_env: gym.vector.VectorEnv, device: torch.device | str = "cpu", seed: int | None = None):
+    def __init__(
+        self,
+        vector_env: gym.vector.VectorEnv,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+        name: str | None = None,
+    ):
         mode = vector_env.metadata.get("autoreset_mode")
         if mode != AutoresetMode.SAME_STEP:
             raise ConfigError(
@@ -60,8 +71,12 @@ class GymVectorTask:
         self.seed = 0 if seed is None else seed
         self.single_observation_space = vector_env.single_observation_space
         self.single_action_space = vector_env.single_action_space
-        self.env_spec: EnvSpec = env_spec(self.single_observation_space, self.single_action_space)
+        env_id = getattr(getattr(vector_env, "spec", None), "id", None)
+        self.name = name or env_id or type(vector_env).__name__
+        self.vectorization = "async" if isinstance(vector_env, gym.vector.AsyncVectorEnv) else "sync"
+        self.env_spec: EnvSpec = checked_spec(self.name, self.single_observation_space, self.single_action_space)
         self.reports_success = False
+        self.steps = 0  # vector steps since the env was made: errors name the step
         self._seeded = False
 
     # --- spaces ---------------------------------------------------------------------------------
@@ -80,17 +95,34 @@ class GymVectorTask:
         if seed is None and not self._seeded:
             seed = self.seed
         self._seeded = True
-        obs, _ = self.venv.reset(seed=seed)
-        return self._tensor(flatten_batch(self.single_observation_space, obs, self.num_envs)), {}
+        try:
+            obs, _ = self.venv.reset(seed=seed)
+        except Exception as err:
+            raise self._raised(err, "at reset") from err
+        flat = flatten_batch(self.single_observation_space, obs, self.num_envs)
+        self._check_finite(flat, obs, "at reset")
+        return self._tensor(flat), {}
 
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Advance every env with `actions` (`[N]` or `[N, M]`); finished envs reset in the same step."""
         env_actions = to_env_actions(self.single_action_space, actions)
-        obs, reward, terminated, truncated, info = self.venv.step(env_actions)
+        self.steps += 1
+        try:
+            obs, reward, terminated, truncated, info = self.venv.step(env_actions)
+        except Exception as err:
+            raise self._raised(err, f"at step {self.steps}") from err
         n, space = self.num_envs, self.single_observation_space
         flat = flatten_batch(space, obs, n)
+        self._check_finite(flat, obs, f"at step {self.steps}")
+        reward = np.asarray(reward, dtype=np.float32)
+        if not np.isfinite(reward).all():
+            copies = np.flatnonzero(~np.isfinite(reward))
+            raise self._error(
+                f"returned a reward that is not finite at step {self.steps}: {reward[copies].tolist()} in copies "
+                f"{copies.tolist()}"
+            )
         done = np.logical_or(terminated, truncated)
         final = flat.copy()
         success = np.zeros(n, dtype=bool)
@@ -98,10 +130,11 @@ class GymVectorTask:
             idx = np.flatnonzero(info.get("_final_obs", done))
             finals = concatenate(space, [info["final_obs"][i] for i in idx], create_empty_array(space, len(idx)))
             final[idx] = flatten_batch(space, finals, len(idx))
+            self._check_finite(final[idx], finals, f"at step {self.steps} (the last observation of an episode)", idx)
             success = self._success(info.get("final_info", {}), done)
         return (
             self._tensor(flat),
-            self._tensor(np.asarray(reward, dtype=np.float32)),
+            self._tensor(reward),
             torch.as_tensor(np.asarray(terminated, dtype=bool), device=self.device),
             torch.as_tensor(np.asarray(truncated, dtype=bool), device=self.device),
             {"final_observation": self._tensor(final), "success": torch.as_tensor(success, device=self.device)},
@@ -114,6 +147,28 @@ class GymVectorTask:
                 present = np.asarray(final_info.get(f"_{key}", done), dtype=bool)
                 return np.asarray(final_info[key]).astype(bool) & present & done
         return np.zeros_like(done)
+
+    def _check_finite(self, flat: np.ndarray, obs: Any, when: str, copies: np.ndarray | None = None) -> None:
+        """`EnvError` naming the fields and copies when the flattened observations hold NaN / inf."""
+        if np.isfinite(flat).all():
+            return
+        fields = nonfinite_fields(self.single_observation_space, obs, len(flat))
+        where = "; ".join(
+            f"{field} in copies {(np.asarray(rows) if copies is None else copies[rows]).tolist()} (e.g. {example})"
+            for field, rows, example in fields
+        )
+        raise self._error(f"returned an observation that is not finite in float32 {when}: {where}")
+
+    def _raised(self, err: Exception, when: str) -> EnvError:
+        if isinstance(err, ObservationMismatch):
+            return self._error(f"returned an observation that does not fit its space {when}: {err}")
+        error = self._error(f"raised {type(err).__name__} {when}: {err}", fix="Fix the env (its traceback is above)")
+        error.env_raised = True
+        return error
+
+    def _error(self, what: str, fix: str = "") -> EnvError:
+        fix = fix or "Fix the env, or map such values to valid ones in a gymnasium wrapper"
+        return EnvError(f"gym env {self.name!r} ({self.vectorization}, {self.num_envs} copies) {what}. {fix}")
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, device=self.device)
@@ -166,7 +221,7 @@ def make_gym_task(
             num_envs=num_envs,
             vectorization_mode=vectorization,
             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-            wrappers=wrap or None,
+            wrappers=[*wrap, CheckedEnv],  # checked inside each copy (an async worker too), after its wrappers
             **env_kwargs,
         )
     except (gym.error.Error, ModuleNotFoundError, TypeError) as err:
@@ -175,7 +230,7 @@ def make_gym_task(
             "(`module:EnvName` imports `module` to register it) and data.env_kwargs"
         ) from err
     try:
-        return GymVectorTask(venv, device, seed)
+        return GymVectorTask(venv, device, seed, name=env_id)
     except ConfigError:
         venv.close()
         raise

@@ -15,14 +15,16 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from lightning_memrl.errors import ConfigError, MissingDependencyError, TrainingDivergedError
+from lightning_memrl.errors import ConfigError, EnvError, MissingDependencyError, TrainingDivergedError
 from lightning_memrl.tools.bench import BENCHMARKS
 
 SUITE_COMMANDS = ("run", "compare", "plot", "table")
 GYM_DEFAULT = Path(__file__).resolve().parents[2] / "configs" / "agents" / "gym_default.yaml"
+RESUME_HINT = "the run's last checkpoint is intact: once the env is fixed, continue it with --ckpt_path last"
 #: environment variable: "1" makes `memrl` exit when the process that started it is gone (`memrl suite` sets it)
 STOP_WITH_PARENT = "MEMRL_STOP_WITH_PARENT"
 
@@ -39,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, MissingDependencyError, TrainingDivergedError) as err:
         print(f"memrl: error: {err}", file=sys.stderr)
         return 2
+    except EnvError as err:
+        if err.env_raised and err.__cause__ is not None:  # the env's own error: show where
+            traceback.print_exception(err.__cause__)
+        print(f"memrl: error: {err}", file=sys.stderr)
+        print(f"memrl: {RESUME_HINT}", file=sys.stderr)
+        return 1
 
 
 def with_gym_default(args: list[str]) -> list[str]:

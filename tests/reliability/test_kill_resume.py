@@ -10,6 +10,7 @@ import torch
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.plugins.checkpoint_io import read_checkpoint
 from lightning_memrl.tools.main import main
+from tests.reliability.faults import InjectedFault
 from tests.reliability.helpers import assert_same_weights, fault_config, other_filesystem_tmpdir, results
 from tests.reliability.processes import run_memrl
 
@@ -42,6 +43,14 @@ def test_a_fit_killed_anywhere_continues_to_the_same_weights_and_results(point, 
     assert main([*fit, "--ckpt_path", "last"]) == 0
     assert results(run) == results(uninterrupted)
     assert_same_weights(run / "checkpoints" / "last.ckpt", uninterrupted / "checkpoints" / "last.ckpt")
+
+
+def test_a_fit_stopped_between_validations_keeps_every_finished_iteration(tiny_config, tmp_path):
+    fault = fault_config(tmp_path / "fault.yaml", at="update", iteration=2, action="raise")
+    fit = ["fit", "--config", str(tiny_config), "--config", str(fault), "--trainer.default_root_dir", str(tmp_path)]
+    with pytest.raises(InjectedFault):
+        main([*fit, "--trainer.check_val_every_n_epoch", "10"])
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["epoch"] == 1  # iterations 0 and 1
 
 
 def test_a_truncated_checkpoint_names_the_file_and_the_way_out(tiny_config, uninterrupted, tmp_path, capsys):
