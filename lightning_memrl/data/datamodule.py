@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, IterableDataset
@@ -353,12 +354,22 @@ class RolloutDataModule(L.LightningDataModule):
 
     # --- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        """What continues collection exactly: counters, and the collector of every DDP rank.
+
+        `collector` is this rank's; under DDP (where only rank 0 writes the checkpoint) `collectors` holds
+        every rank's, gathered here (Lightning builds a checkpoint on every rank), so each rank resumes its
+        own envs and sampling instead of all of them continuing rank 0's.
+        """
+        collector = self.collector.state_dict() if self.collector is not None else None
+        state = {
             "env_kwargs": dict(self.env_kwargs),
             "iteration": self.iteration,
             "collect_seconds": self.collect_seconds,
-            "collector": self.collector.state_dict() if self.collector is not None else None,
+            "collector": collector,
         }
+        if _distributed():
+            state["collectors"] = _gather(move_data_to_device(collector, "cpu"))
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.collector is None:  # restored before setup: apply once the envs exist
@@ -382,7 +393,19 @@ class RolloutDataModule(L.LightningDataModule):
             problems = self.resume_problems(state)
             if problems:
                 raise ConfigError(f"the checkpoint's rollout state does not fit this run: {'; '.join(problems)}")
-            self.collector.load_state_dict(state["collector"])
+            self.collector.load_state_dict(self._rank_collector_state(state))
+
+    def _rank_collector_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """This rank's collector state; a rank the checkpoint has none for (more ranks than it was saved
+        with) keeps its own seeded generator and starts new episodes, counting rank 0's env steps."""
+        saved = state.get("collectors") or [state["collector"]]
+        if self.rank < len(saved):
+            return saved[self.rank]
+        warnings.warn(
+            f"the checkpoint holds the rollout state of {len(saved)} rank(s); rank {self.rank} starts new episodes",
+            stacklevel=2,
+        )
+        return {"started": False, "generator": self.collector.generator.get_state(), "env_steps": saved[0]["env_steps"]}
 
     def resume_problems(self, state: dict[str, Any]) -> list[str]:
         """Why training cannot continue from `state` (a checkpoint's `state_dict()` of this class); `[]` if it can.
@@ -405,6 +428,17 @@ class RolloutDataModule(L.LightningDataModule):
     def _fitting(self) -> bool:
         trainer = getattr(self, "trainer", None)
         return trainer is None or trainer.state.fn in (None, TrainerFn.FITTING)
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _gather(obj: Any) -> list[Any]:
+    """`obj` of every rank, in rank order (a collective: every rank must call it)."""
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
 
 
 def _close(env: Any) -> None:
