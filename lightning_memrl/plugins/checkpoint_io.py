@@ -120,7 +120,7 @@ def check_fits(path: _PATH, problems: list[str]) -> None:
     )
 
 
-def state_dict_problems(saved: dict[str, Any], expected: dict[str, torch.Tensor], limit: int = 4) -> list[str]:
+def state_dict_problems(saved: dict[str, Any], expected: dict[str, Any], limit: int = 4) -> list[str]:
     """How a checkpoint's `state_dict` differs from a model's (missing / unexpected keys, shapes), at most
     `limit` examples of each; `[]` when it loads."""
     problems = []
@@ -129,7 +129,7 @@ def state_dict_problems(saved: dict[str, Any], expected: dict[str, torch.Tensor]
     shapes = [
         f"{key} {list(saved[key].shape)} -> {list(value.shape)}"
         for key, value in expected.items()
-        if key in saved and getattr(saved[key], "shape", value.shape) != value.shape
+        if key in saved and _both_tensors(saved[key], value) and saved[key].shape != value.shape
     ]
     kinds = ("parameters missing", "unknown parameters", "parameter shapes (checkpoint -> here)")
     for what, items in zip(kinds, (missing, unexpected, shapes), strict=True):
@@ -137,6 +137,10 @@ def state_dict_problems(saved: dict[str, Any], expected: dict[str, torch.Tensor]
             more = f" and {len(items) - limit} more" if len(items) > limit else ""
             problems.append(f"{what}: {', '.join(items[:limit])}{more}")
     return problems
+
+
+def _both_tensors(a: Any, b: Any) -> bool:
+    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)  # extra states can be anything
 
 
 def _alternatives(path: Path) -> str:

@@ -61,3 +61,5 @@ def test_a_missing_file_and_a_state_dict_of_another_model_are_described(tmp_path
         "parameter shapes (checkpoint -> here): a [2, 3] -> [2, 4]",
     ]
     assert state_dict_problems(expected, expected) == []
+    extra = {"memory._extra_state": {"size": 3}}  # a module's get_extra_state: anything, never a shape problem
+    assert state_dict_problems({**expected, **extra}, {**expected, "memory._extra_state": {"size": 5}}) == []
