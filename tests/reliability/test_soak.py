@@ -3,6 +3,7 @@ files, live Python objects). The long soak is `memrl bench soak` (figures in doc
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lightning_memrl.tools.bench.soak import DEFAULT_CONFIG, Sample, run_soak, summarize
@@ -41,3 +42,13 @@ def test_summary_measures_growth_from_the_first_sample_after_warm_up():
     assert summary["rss_mb"] == {"start": 100.0, "end": 102.0, "growth": 2.0, "max": 102.0}
     assert summary["rss_mb_per_1000_iterations"] == 100.0
     assert summary["iterations"] == 30
+
+
+@pytest.mark.gpu
+def test_a_short_gpu_soak_holds_gpu_memory_flat(tmp_path):
+    samples = run_soak([str(DEFAULT_CONFIG)], 100, "cuda", tmp_path, every=10)
+    summary = summarize(samples, warmup=30)
+    assert summary["gpu_allocated_mb"]["growth"] < 1, summary
+    assert summary["gpu_reserved_mb"]["growth"] < 32, summary
+    assert summary["rss_mb"]["growth"] < 32, summary
+    assert summary["store_entries"]["max"] == 2048  # the config's capacity
