@@ -15,6 +15,8 @@ import torch
 ACTION_KINDS = ("discrete", "multi_discrete", "multi_binary", "box")
 OBSERVATION_KINDS = ("vector", "image", "discrete", "action_mask")
 IMAGE_LAYOUTS = ("hw", "hwc", "chw", "shw", "shwc", "schw")
+#: the least height and width of an image part (the smallest image encoder, the grid CNN, needs it)
+MIN_IMAGE_SIDE = 4
 
 
 @dataclass(frozen=True)

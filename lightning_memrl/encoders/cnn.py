@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from lightning_memrl.specs import ObservationPart
+from lightning_memrl.specs import MIN_IMAGE_SIDE, ObservationPart
 
 IMAGE_ENCODERS = ("auto", "grid", "small", "nature")
 # (out_channels, kernel, stride) per convolution
@@ -27,7 +27,7 @@ _CONVOLUTIONS = {
     "small": ((32, 4, 2), (64, 3, 2), (64, 3, 1)),
     "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
 }
-_MIN_SIZE = {"grid": 4, "small": 11, "nature": 36}
+_MIN_SIZE = {"grid": MIN_IMAGE_SIDE, "small": 11, "nature": 36}
 
 
 def orthogonal_(module: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:

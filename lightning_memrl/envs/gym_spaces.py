@@ -31,7 +31,7 @@ import torch
 from gymnasium import spaces
 
 from lightning_memrl.errors import ConfigError
-from lightning_memrl.specs import EnvSpec, ObservationPart
+from lightning_memrl.specs import MIN_IMAGE_SIDE, EnvSpec, ObservationPart
 
 log = logging.getLogger(__name__)
 ACTION_MASK_KEY = "action_mask"
@@ -84,16 +84,21 @@ def image_layout(space: spaces.Box) -> str | None:
 
     Channels are the short axis: last when it is not longer than the first (`7x7x3`, `84x84x4`),
     first otherwise (`3x84x84`); a 4-dimensional Box is a stack of such frames (gymnasium's
-    `FrameStackObservation`), stacked frames first.
+    `FrameStackObservation`), stacked frames first. A Box smaller than `MIN_IMAGE_SIDE` in height or
+    width is no image (no image encoder reads it): a vector.
     """
     shape = space.shape
-    if len(shape) == 2:
-        return "hw" if space.dtype == np.uint8 else None
-    if len(shape) == 3:
-        return "hwc" if shape[2] <= shape[0] else "chw"
-    if len(shape) == 4:
-        return "s" + ("hwc" if shape[3] <= shape[1] else "chw")
-    return None
+    layout = None
+    if len(shape) == 2 and space.dtype == np.uint8:
+        layout = "hw"
+    elif len(shape) == 3:
+        layout = "hwc" if shape[2] <= shape[0] else "chw"
+    elif len(shape) == 4:
+        layout = "s" + ("hwc" if shape[3] <= shape[1] else "chw")
+    if layout is None:
+        return None
+    sides = dict(zip(layout, shape, strict=True))
+    return layout if min(sides["h"], sides["w"]) >= MIN_IMAGE_SIDE else None
 
 
 def observation_parts(space: spaces.Space, name: str = "") -> tuple[ObservationPart, ...]:

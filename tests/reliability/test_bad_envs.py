@@ -206,3 +206,12 @@ def test_a_fit_stopped_by_a_bad_env_names_it_and_continues_from_its_last_checkpo
     broken.unlink()  # the env is fixed
     assert main(["fit", "--config", str(path), "--ckpt_path", "last"]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["env_steps"] == 4 * 4 * 8
+
+
+def test_a_box_too_small_for_any_image_encoder_is_a_vector():
+    """Found by the hypothesis test: a 2x1x2 Box was taken for an image, which no CNN reads (the agent failed)."""
+    from lightning_memrl.envs.gym_spaces import observation_parts
+
+    assert [p.kind for p in observation_parts(S.Box(-1, 1, (2, 1, 2)))] == ["vector"]
+    assert [p.kind for p in observation_parts(S.Box(0, 255, (3, 5), np.uint8))] == ["vector"]
+    assert [p.kind for p in observation_parts(S.Box(0, 255, (4, 4, 3), np.uint8))] == ["image"]
