@@ -56,7 +56,7 @@ def test_each_rank_seeds_its_own_envs():
 
 
 def _fitting_rank(rank: int, world_size: int = 2) -> RolloutDataModule:
-    dm = RolloutDataModule(num_envs=8, rollout_steps=8, seq_len=8, minibatch_size=64, seed=7)
+    dm = RolloutDataModule(num_envs=8, rollout_steps=8, seq_len=8, num_minibatches=1, seed=7)
     dm.trainer = SimpleNamespace(
         global_rank=rank,
         world_size=world_size,

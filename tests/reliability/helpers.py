@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "data": {
         "env": "delayed_cue", "env_kwargs": {"horizon": 4, "num_cues": 2}, "num_envs": 4, "rollout_steps": 8,
-        "seq_len": 8, "minibatch_size": 16, "update_epochs": 2, "eval_envs": 4, "eval_episodes": 4, "seed": 3,
+        "seq_len": 8, "num_minibatches": 2, "update_epochs": 2, "eval_envs": 4, "eval_episodes": 4, "seed": 3,
     },
     "model": {"controller": {"class_path": "lightning_memrl.controllers.GRU", "init_args": {"hidden_size": 8}}},
     "trainer": {

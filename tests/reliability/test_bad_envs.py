@@ -182,7 +182,7 @@ def test_a_fit_stopped_by_a_bad_env_names_it_and_continues_from_its_last_checkpo
         "data": {
             "env": "gym:tests.reliability.faulty_envs:Faulty-v0", "vectorization": vectorization,
             "env_kwargs": {"fault": "nan_observation", "at_step": 19, "while_file": str(broken)},
-            "num_envs": 4, "rollout_steps": 8, "seq_len": 8, "minibatch_size": 16, "update_epochs": 1,
+            "num_envs": 4, "rollout_steps": 8, "seq_len": 8, "num_minibatches": 2, "update_epochs": 1,
             "eval_envs": 4, "eval_episodes": 4,
         },
         "model": {"controller": {"class_path": "lightning_memrl.controllers.GRU", "init_args": {"hidden_size": 8}}},

@@ -84,7 +84,7 @@ def test_a_file_that_is_not_a_lightning_checkpoint_is_named(tiny_config, tmp_pat
     ("override", "named"),
     [
         (["--model.controller.init_args.hidden_size", "16"], "controller.weight_ih [24, 8] -> [48, 16]"),
-        (["--data.num_envs", "8", "--data.minibatch_size", "32"], "data.num_envs is 8 here, 4 in the checkpoint"),
+        (["--data.num_envs", "8"], "data.num_envs is 8 here, 4 in the checkpoint"),
     ],
 )
 def test_a_checkpoint_of_another_config_names_the_file_the_difference_and_its_config(
@@ -102,4 +102,4 @@ def test_testing_a_checkpoint_with_other_data_settings_is_allowed(tiny_config, u
     """Evaluation needs no rollout state: `memrl test` of a checkpoint may use another num_envs."""
     ckpt = uninterrupted / "checkpoints" / "last.ckpt"
     test = ["test", "--config", str(tiny_config), "--trainer.default_root_dir", str(tmp_path)]
-    assert main([*test, "--data.num_envs", "8", "--data.minibatch_size", "32", "--ckpt_path", str(ckpt)]) == 0
+    assert main([*test, "--data.num_envs", "8", "--ckpt_path", str(ckpt)]) == 0

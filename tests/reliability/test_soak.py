@@ -9,7 +9,7 @@ import torch
 from lightning_memrl.tools.bench.soak import DEFAULT_CONFIG, Sample, run_soak, summarize
 
 SMALL = [
-    "--data.num_envs", "4", "--data.rollout_steps", "8", "--data.seq_len", "8", "--data.minibatch_size", "16",
+    "--data.num_envs", "4", "--data.rollout_steps", "8", "--data.seq_len", "8", "--data.num_minibatches", "2",
     "--data.eval_envs", "4", "--data.eval_episodes", "4", "--model.memory.init_args.capacity", "256",
     "--model.memory.init_args.train_threshold", "128", "--trainer.check_val_every_n_epoch", "10",
 ]  # fmt: skip
