@@ -91,7 +91,7 @@ class RolloutLedger:
 
     def __init__(self, max_entries: int):
         self.max_entries = max_entries
-        self.next_episode = 0
+        self.next_episode = torch.zeros((), dtype=torch.long)  # a tensor on the rows' device: no host sync per step
         self.row_episode: torch.Tensor | None = None  # [N] id of each row's running episode
         self.open_return: torch.Tensor | None = None  # [N] reward collected so far by it
         self.last_uid: torch.Tensor | None = None  # [N] the row's last written entry (a successor may follow)
@@ -104,9 +104,10 @@ class RolloutLedger:
         if self.row_episode is None or self.row_episode.shape[0] != n or self.row_episode.device != reset.device:
             self._start_rows(n, reset.device)
             reset = torch.ones_like(reset)
-        fresh = self.next_episode + reset.long().cumsum(0) - 1
-        self.row_episode = torch.where(reset, fresh, self.row_episode)
-        self.next_episode += int(reset.sum())
+        counts = reset.long().cumsum(0)
+        self.next_episode = self.next_episode.to(reset.device)
+        self.row_episode = torch.where(reset, self.next_episode + counts - 1, self.row_episode)
+        self.next_episode = self.next_episode + counts[-1]
         return self.row_episode
 
     def _start_rows(self, n: int, device: torch.device) -> None:
@@ -152,7 +153,7 @@ class RolloutLedger:
         return {"next_episode": self.next_episode, **{name: getattr(self, name) for name in names}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.next_episode = state["next_episode"]
+        self.next_episode = torch.as_tensor(state["next_episode"], dtype=torch.long)
         for name in ("row_episode", "open_return", "last_uid", "last_episode"):
             setattr(self, name, state[name])
         self.steps = []
