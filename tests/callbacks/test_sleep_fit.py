@@ -139,3 +139,16 @@ def test_nothing_to_consolidate_is_a_config_error_at_fit_start(tmp_path):
     ]  # fmt: skip
     with pytest.raises(ConfigError, match="no EpisodicMemory"):
         MemRLCLI(args=no_memory)
+
+
+@pytest.mark.gpu
+def test_the_shipped_sleep_stack_on_the_gpu(tmp_path):
+    """On CUDA: the store, the key encoder and its optimizer live on the GPU; it sleeps, re-encodes and rebuilds."""
+    cli = _fit(tmp_path, 20, "--trainer.accelerator", "gpu")
+    sleep = _callback(cli.trainer, MemoryConsolidation)
+    memory = cli.model.memory
+    assert sleep.sleeps == 2 and memory.store.device.type == "cuda" and memory.store.is_trained
+    slots = memory.store.ordered_slots()
+    keys, values = memory.store.keys[slots].cpu(), memory.store.values[slots].cpu()
+    torch.testing.assert_close(keys, memory.to("cpu").encode_key(values))  # after fit the module is on the CPU
+    assert cli.trainer.callback_metrics["consolidation/steps"] == 100
