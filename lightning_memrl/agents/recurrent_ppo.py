@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lightning_memrl.agents.distributions import ActionHead
+from lightning_memrl.agents.epoch_means import EpochMeans
 from lightning_memrl.agents.ppo_loss import ppo_loss
 from lightning_memrl.agents.value_norm import ValueNormalizer
 from lightning_memrl.controllers.base import Controller
@@ -147,6 +148,7 @@ class RecurrentPPO(L.LightningModule):
         self.skip_rest_of_iteration = False
         self.minibatch_approx_kl: torch.Tensor | None = None
         self._nonfinite = torch.zeros((), dtype=torch.bool)
+        self._train_means = EpochMeans()  # per-minibatch diagnostics, logged once per iteration
         self.evaluation_means = nn.ModuleDict(
             {f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in EVALUATION_METRICS}
         )
@@ -319,13 +321,7 @@ class RecurrentPPO(L.LightningModule):
             out.update({f"memory/{k}": v for k, v in self.memory.diagnostics().items()})
         self._nonfinite = self._nonfinite.to(out["loss"].device) | ~torch.isfinite(out["loss"].detach())
         self.minibatch_approx_kl = out["approx_kl"].detach()  # read by KLEarlyStopping before the optimizer step
-        size = batch.log_probs.numel()
-        self.log_dict(
-            {f"train/{k}": v for k, v in out.items() if k != "loss"},
-            on_step=False,
-            on_epoch=True,
-            batch_size=size,
-        )
+        self._train_means.add({f"train/{k}": v for k, v in out.items() if k != "loss"}, batch.log_probs.numel())
         if batch_idx == 0:
             self.log_dict(
                 {f"rollout/{k}": v for k, v in batch.rollout_stats.items()},
@@ -344,16 +340,20 @@ class RecurrentPPO(L.LightningModule):
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-            self.log("train/grad_norm", norm, on_step=False, on_epoch=True, batch_size=1)
+            self._train_means.add({"train/grad_norm": norm}, 1.0)
 
     def on_train_epoch_start(self) -> None:
         self.skip_rest_of_iteration = False
+        self._train_means.pop()  # nothing left over from an interrupted iteration
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         # KLEarlyStopping sets the flag; -1 makes Lightning end this epoch (= PPO iteration) now.
         return -1 if self.skip_rest_of_iteration else None
 
     def on_train_epoch_end(self) -> None:
+        means = self._train_means.pop()  # each minibatch weighted by its size (grad_norm: by optimizer step)
+        if means:
+            self.log_dict(means, on_step=False, on_epoch=True, batch_size=1)
         if bool(self._nonfinite):
             raise TrainingDivergedError(
                 f"the PPO loss became NaN or infinite in iteration {self.current_epoch} (epoch index); "

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_memrl.agents import RecurrentPPO
+from lightning_memrl.agents.epoch_means import EpochMeans
 from lightning_memrl.controllers import GRU, LSTM
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.errors import ConfigError, TrainingDivergedError
@@ -47,6 +48,38 @@ def test_logs_the_promised_metrics():
     }  # fmt: skip
     assert expected <= set(trainer.callback_metrics)
     assert float(trainer.callback_metrics["time/env_steps"]) == 2 * 8 * 16
+
+
+class _RecordMinibatches(L.Callback):
+    """The policy loss and size of every minibatch of the last iteration, as training_step returned them."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.losses, self.sizes = [], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["policy_loss"]))
+        self.sizes.append(batch.log_probs.numel())
+
+
+def test_training_diagnostics_are_the_iterations_minibatch_means():
+    """The train/ metrics logged once per iteration (EpochMeans) are the size-weighted means of that
+    iteration's minibatches, as Lightning's per-step `on_epoch` logging computed them."""
+    dm, agent = _tiny()
+    record = _RecordMinibatches()
+    trainer = _trainer(callbacks=[record], limit_val_batches=0)
+    trainer.fit(agent, dm)
+    assert len(record.losses) == 2 * 2  # num_minibatches x update_epochs of the last iteration
+    expected = sum(x * n for x, n in zip(record.losses, record.sizes, strict=True)) / sum(record.sizes)
+    assert float(trainer.callback_metrics["train/policy_loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_epoch_means_weigh_each_key_by_the_steps_that_reported_it():
+    means = EpochMeans()
+    means.add({"a": torch.tensor(1.0), "b": 4.0}, 1.0)
+    means.add({"a": torch.tensor(4.0)}, 3.0)
+    out = means.pop()
+    assert float(out["a"]) == pytest.approx((1.0 + 12.0) / 4.0) and float(out["b"]) == 4.0
+    assert means.pop() == {}
 
 
 def test_evaluation_metrics_are_means_over_episodes_not_over_evaluations():
