@@ -5,8 +5,9 @@
     --config configs/models/memories/kv_lag.yaml     # any config's `model:` section (several merge in order)
 
 A memory name is a file of `configs/models/memories/`. The memory's `query_size` is set to what the
-controller gives it (its output size, plus its input size with `memory_sees_input`), whatever the config
-says, so any memory fits any `--hidden`.
+controller gives it (its output size, plus its input size with `memory_sees_input`, plus `memory_clock`),
+whatever the config says, so any memory fits any `--hidden`. The section's other `RecurrentPPO` settings
+(`memory_clock`, `lr`, `ent_coef`, ...) go to the agent as they are: a recipe is timed as it trains.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from typing import Any
 
 import yaml
 
+from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.controllers import Controller
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory import Memory
 from lightning_memrl.tools.suite.config import deep_merge
 
-MODEL_FLAGS = ("memory_sees_input", "feed_memory_back")
+BUILT_HERE = ("controller", "memory", "env_spec")
+MODEL_FLAGS = tuple(name for name in inspect.signature(RecurrentPPO).parameters if name not in BUILT_HERE)
 
 
 def configs_root() -> Path:
@@ -117,7 +120,7 @@ def agent_parts(
         model = deep_merge(model, memory_config(memory))
     unknown = sorted(set(model) - {"controller", "memory", *MODEL_FLAGS})
     if unknown:
-        raise ConfigError(f"the benchmark builds the controller and memory only; model keys {unknown} are not used")
+        raise ConfigError(f"model keys {unknown} are not RecurrentPPO settings; choose from {list(MODEL_FLAGS)}")
     if controller is None and "controller" in model:
         ctl = instantiate(model["controller"])
         name = type(ctl).__name__
@@ -134,6 +137,7 @@ def agent_parts(
     mem = None
     if "memory" in model:
         query_size = ctl.output_size + (ctl.input_size if flags.get("memory_sees_input") else 0)
+        query_size += flags.get("memory_clock", 0)
         mem = instantiate(_with_query_size(model["memory"], query_size))
         name += f" + {type(mem).__name__}" + (f" ({memory})" if memory and not _is_class_path(memory) else "")
     return ctl, mem, flags, name

@@ -53,3 +53,17 @@ def test_configs_merge_and_give_the_controller_when_none_is_named(tmp_path):
 def test_bad_names_say_what_there_is(controller, memory, match):
     with pytest.raises(ConfigError, match=match):
         agent_parts(controller, memory, [], 8, FACTORIES)
+
+
+def test_a_recipe_is_timed_as_it_trains_clock_and_ppo_settings_included():
+    ctl, mem, flags, name = agent_parts(None, None, ["configs/agents/memory_agent.yaml"], 8, FACTORIES)
+    assert flags["memory_clock"] == 64 and flags["memory_sees_input"] is True and flags["lr"] == 0.001
+    assert mem.query_size == ctl.output_size + ctl.input_size + 64
+    assert name == "GRU + KVMemory"
+
+
+def test_a_model_key_that_is_no_agent_setting_is_named(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  memory_clok: 8\n")
+    with pytest.raises(ConfigError, match=r"model keys \['memory_clok'\] are not RecurrentPPO settings"):
+        agent_parts("gru", None, [str(config)], 8, FACTORIES)
