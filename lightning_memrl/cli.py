@@ -49,6 +49,14 @@ class _NoLoggingServiceTip(logging.Filter):
 
 _TIP_FILTER = _NoLoggingServiceTip()
 
+
+def hide_logging_service_tip() -> None:
+    """Drop Lightning's logging-service advertisement from every Trainer started in this process."""
+    rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _TIP_FILTER not in rank_zero_logger.filters:
+        rank_zero_logger.addFilter(_TIP_FILTER)
+
+
 TRAINER_DEFAULTS = {
     "max_epochs": 100,
     "num_sanity_val_steps": 0,
@@ -71,9 +79,7 @@ class MemRLCLI(LightningCLI):
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, **kwargs):
         # Tools (suite, benchmarks, tests) drive the CLI with explicit args inside another command.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        rank_zero_logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-        if _TIP_FILTER not in rank_zero_logger.filters:
-            rank_zero_logger.addFilter(_TIP_FILTER)
+        hide_logging_service_tip()
         kwargs.setdefault("trainer_defaults", TRAINER_DEFAULTS)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 0)

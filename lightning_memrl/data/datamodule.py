@@ -34,8 +34,13 @@ from lightning_memrl.state import index_state
 
 # Lightning's DataLoader advice that does not apply to these loaders: they yield rollouts collected in this
 # process by the policy on its device (no worker processes to add), and their `__len__` is exact (one
-# iteration's minibatches, one evaluation).
-INAPPLICABLE_WARNINGS = (r"The '\w+' does not have many workers", r"Your `IterableDataset` has `__len__` defined")
+# iteration's minibatches, one evaluation). And torch 2.13's deprecation of `LeafSpec`, which Lightning's batch
+# flattening still builds: nothing a user of this library can change.
+INAPPLICABLE_WARNINGS = (
+    r"The '\w+' does not have many workers",
+    r"Your `IterableDataset` has `__len__` defined",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
 
 
 def _silence_inapplicable_lightning_warnings() -> None:

@@ -116,4 +116,7 @@ def _run_tool(args: list[str]) -> int:
         if name not in BENCHMARKS:
             raise ConfigError(f"no benchmark named {name!r}; choose from {', '.join(BENCHMARKS)}")
         module = f"lightning_memrl.tools.bench.{name}"
+        from lightning_memrl.cli import hide_logging_service_tip  # lazily: `memrl --help` stays fast
+
+        hide_logging_service_tip()  # benchmarks start their own Trainers
     return int(importlib.import_module(module).main(rest) or 0)

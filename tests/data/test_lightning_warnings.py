@@ -34,6 +34,7 @@ def test_dataloader_and_log_interval_advice_is_silenced_and_real_warnings_kept(m
         "does not have many workers",
         "`IterableDataset` has `__len__`",
         "smaller than the logging interval",
+        "`isinstance(treespec, LeafSpec)` is deprecated",
     ):
         assert not [m for m in messages if advice in m], advice
     assert "a real warning from user code" in messages
@@ -43,3 +44,12 @@ def test_the_logging_service_tip_is_dropped_and_other_lightning_info_kept(lightn
     MemRLCLI(args=[*TINY, "--trainer.logger", "true"], run=False)
     assert not [m for m in lightning_info if "seamless cloud logging" in m]
     assert [m for m in lightning_info if m.startswith("GPU available")]
+
+
+def test_benchmarks_drop_the_logging_service_tip_too(lightning_info, tmp_path):
+    from lightning_memrl.tools.main import main
+
+    tiny = ["--num-envs", "4", "--hidden", "8", "--rollout-steps", "8", "--seq-len", "8", "--iterations", "1"]
+    assert main(["bench", "throughput", *tiny, "--warmup", "0", "--json", str(tmp_path / "t.json")]) == 0
+    assert [m for m in lightning_info if m.startswith("GPU available")]
+    assert not [m for m in lightning_info if "seamless cloud logging" in m]
