@@ -30,8 +30,10 @@ def retrieval_quality(
     Args:
         queries: unit query embeddings `[Q, E]` (as a read would encode them).
         keys: unit stored keys `[N, E]`.
-        query_returns, key_returns: episode return of each query `[Q]` and key `[N]`.
-        query_groups, key_groups: episode id of each `[Q]`, `[N]`; keys of the query's own episode are skipped.
+        query_returns: episode return of each query `[Q]`.
+        key_returns: episode return of each key `[N]`.
+        query_groups: episode id of each query `[Q]`.
+        key_groups: episode id of each key `[N]`; keys of the query's own episode are skipped.
         k: neighbours per query.
         tolerance: returns closer than this count as the same.
 
