@@ -1,16 +1,13 @@
 """hippotorch's README (seed 002), run as written: only `from hippotorch import` becomes our module.
 
-Quickstart, SB3 adapter and "Portable Brains (Hub)" blocks; the Hub is an offline fake in a directory.
+Quickstart, SB3 adapter and "Portable Brains (Hub)" blocks; the Hub is an offline fake in a directory (conftest.py).
 """
 
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from lightning_memrl.hippocampal import hub as hippocampal_hub
 
 
 class _Agent:
@@ -109,30 +106,6 @@ def test_sb3_adapter_seed_form_runs_as_written():
     assert torch.equal(buffer.store.episodes[1].states[0], torch.full((4,), 6.0))
     assert bool(buffer.store.episodes[0].dones[-1]) and buffer.store.rewards.tolist() == [6.0, 6.0]
     assert sb3_buffer.sample(8)["states"].shape == (8, 4)
-
-
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    """A fake `huggingface_hub`: uploads copy into `tmp_path/hub/<repo_id>`, downloads return that directory."""
-    import shutil
-
-    root = tmp_path / "hub"
-
-    class HfApi:
-        def create_repo(self, repo_id, private=False, exist_ok=False):
-            (root / repo_id).mkdir(parents=True, exist_ok=exist_ok)
-
-        def upload_folder(self, repo_id, folder_path):
-            shutil.copytree(folder_path, root / repo_id, dirs_exist_ok=True)
-
-    def snapshot_download(repo_id):
-        if not (root / repo_id).is_dir():
-            raise FileNotFoundError(repo_id)
-        return str(root / repo_id)
-
-    fake = types.SimpleNamespace(HfApi=HfApi, snapshot_download=snapshot_download)
-    monkeypatch.setattr(hippocampal_hub, "hub_client", lambda: fake)
-    return root
 
 
 def test_hub_block_runs_as_written(offline_hub, monkeypatch, tmp_path):
