@@ -12,7 +12,7 @@ import pytest
 
 from lightning_memrl.tools.main import main
 from lightning_memrl.tools.suite import run as suite_run
-from lightning_memrl.tools.suite.config import load_suite
+from lightning_memrl.tools.suite.config import flatten, load_suite
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -96,3 +96,23 @@ def test_suite_dry_runs_and_its_runs_parse(suite, monkeypatch):
         run = next(r for r in runs if (r.task, r.difficulty) == cell and r.controller.name == arm)
         printed = suite_run.resolved_config(run)
         assert "class_path" in printed, f"{run.run_id} of {suite.name} did not parse:\n{printed}"
+
+
+def test_the_solve_suites_differ_only_by_the_memory(monkeypatch):
+    """`solve_gru` is the recipe with the memory taken out: the same grid, seeds, curriculum, PPO settings,
+    scale and budget, so the table compares the memory and nothing else."""
+    monkeypatch.chdir(CONFIGS.parent)
+    recipe, bare = (load_suite(f"configs/suites/{name}.yaml").runs() for name in ("solve", "solve_gru"))
+    assert [(r.task, r.difficulty, r.seed) for r in recipe] == [(r.task, r.difficulty, r.seed) for r in bare]
+    nine = {run.task for run in load_suite("configs/suites/standard.yaml").runs()}  # the suite's tasks
+    assert {(r.task, r.difficulty) for r in recipe} == {(task, "medium") for task in nine} | {
+        (task, "hard") for task in ("delayed_cue", "copy_memory", "associative_recall", "t_maze")
+    }
+    memory_keys = {"memory", "memory_sees_input", "memory_clock"}
+    for with_memory, without in zip(recipe, bare, strict=True):
+        a, b = flatten(with_memory.merged_config()), flatten(without.merged_config())
+        differ = {key for key in a.keys() | b.keys() if a.get(key) != b.get(key)}
+        differ = {key for key in differ if not key.startswith(("trainer.default_root_dir", "trainer.logger"))}  # logs
+        assert {key.split(".")[1] for key in differ if key.startswith("model.")} <= memory_keys, differ
+        assert all(key.startswith("model.") for key in differ), differ
+        assert b["model.memory"] is None and b["model.memory_clock"] == 0 and not b["model.memory_sees_input"]

@@ -179,8 +179,9 @@ def _fit(root, epochs, ckpt_path=None):
         eval_episodes=16,
     )
     model = RecurrentPPO(GRU(16), env_spec=dm.env_spec)
-    # real evaluations decide: about chance (1/2 with one cue, 1/4 with two) against 0.4 raises some stages only
-    curriculum = TaskCurriculum(threshold=0.4, factor=1.2, start={"num_cues": 1}, every_n_env_steps=1)
+    # real evaluations decide: about chance (1/2 with one cue, 1/4 with two) against 0.4 raises some stages only;
+    # an iteration is 8 envs x 16 steps = 128 env steps: an evaluation round every other iteration (2, 4, 6)
+    curriculum = TaskCurriculum(threshold=0.4, factor=1.2, start={"num_cues": 1}, every_n_env_steps=130)
     stages = _Stages()
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -205,11 +206,11 @@ def test_resume_mid_schedule_is_exact(tmp_path):
     full, seen_full, params_full, _ = _fit(tmp_path / "full", 6)
     raised = [h["raised"] for h in full.history]
     assert any(raised) and not all(raised), "the check needs evaluations that raise and some that do not"
-    part, _, _, _ = _fit(tmp_path / "part", 3)
+    part, _, _, _ = _fit(tmp_path / "part", 4)  # ends on an evaluation: the resumed 5th iteration must not evaluate
     assert 0 < part.stage < len(part.stages) - 1, "the check needs a run stopped mid-schedule"
     resumed, seen_resumed, params_resumed, _ = _fit(tmp_path / "part", 6, str(tmp_path / "part" / "last.ckpt"))
     assert resumed.stages == full.stages
-    assert seen_resumed == seen_full[3:]  # the same stages, iteration by iteration
+    assert seen_resumed == seen_full[4:]  # the same stages, iteration by iteration
     assert _without_wall(resumed.history) == _without_wall(full.history)
     assert resumed.stage == full.stage
     torch.testing.assert_close(params_resumed, params_full, rtol=0, atol=0)

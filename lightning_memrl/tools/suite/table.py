@@ -3,8 +3,10 @@
     memrl suite table --results runs/suites/memory/results.jsonl [--metric success] [--format markdown]
 
 Each line gives the seeds recorded, the metric's mean +- std and range over them, the env steps and wall
-time of the runs, and, where the runs recorded it, how many reached the task's target success and the env
-steps they took to get there (`env_steps_to_target`).
+time of the runs, and, where the runs walked a curriculum (`TaskCurriculum`), the stage they got to
+(`curriculum_stage` of `curriculum_stages`), how many reached the task's target success, and the env steps
+and training wall time they took to get there (`env_steps_to_target`, `wall_s_to_target`); `-` where the
+runs recorded none of it.
 """
 
 from __future__ import annotations
@@ -32,17 +34,14 @@ def latest_per_seed(records: list[dict[str, Any]]) -> dict[Cell, list[dict[str, 
 def table_rows(records: list[dict[str, Any]], metric: str = "success") -> list[list[str]]:
     """Header and one row per cell, sorted by task, difficulty, controller."""
     stats = cell_stats(records, metric)
-    header = ["task", "difficulty", "controller", "seeds", metric, "range", "env steps", "wall s", "to target"]
+    header = [
+        "task", "difficulty", "controller", "seeds", metric, "range", "env steps", "wall s",
+        "stage", "to target", "wall s to target",
+    ]  # fmt: skip
     rows = [header]
     for cell, runs in sorted(latest_per_seed(records).items()):
         values = [float(r[metric]) for r in runs if r.get(metric) is not None]
         stat = stats.get(cell)
-        reached = [r["env_steps_to_target"] for r in runs if r.get("env_steps_to_target") is not None]
-        to_target = "-"
-        if any("env_steps_to_target" in r for r in runs):
-            to_target = f"{len(reached)}/{len(runs)}"
-            if reached:
-                to_target += f" at {_millions(min(reached))}-{_millions(max(reached))}"
         rows.append(
             [
                 *cell,
@@ -50,15 +49,40 @@ def table_rows(records: list[dict[str, Any]], metric: str = "success") -> list[l
                 f"{stat.mean:.3f} +- {stat.std:.3f}" if stat else "-",
                 f"{min(values):.3f}-{max(values):.3f}" if values else "-",
                 _span([r["env_steps"] for r in runs], _millions),
-                _span([r["wall_s"] for r in runs], lambda s: f"{s:.0f}"),
-                to_target,
+                _span([r["wall_s"] for r in runs], _seconds),
+                *_curriculum_columns(runs),
             ]
         )
     return rows
 
 
+def _curriculum_columns(runs: list[dict[str, Any]]) -> list[str]:
+    """`stage`, `to target` and `wall s to target` of a cell's runs: `-` for runs without a curriculum.
+
+    `stage` is the span of stages reached over the total (`3-5/9`); `to target` how many runs reached the
+    target and the span of their env steps to it (`2/3 at 0.41M-0.74M`); `wall s to target` the span of
+    their training wall time to it."""
+    if not any("env_steps_to_target" in r for r in runs):
+        return ["-", "-", "-"]
+    stages = [r["curriculum_stage"] for r in runs if r.get("curriculum_stage") is not None]
+    totals = {r["curriculum_stages"] for r in runs if r.get("curriculum_stages") is not None}
+    stage = f"{_span(stages, str)}/{'|'.join(map(str, sorted(totals)))}" if stages and totals else "-"
+    reached = [r for r in runs if r.get("env_steps_to_target") is not None]
+    to_target = f"{len(reached)}/{len(runs)}"
+    wall = "-"
+    if reached:
+        to_target += " at " + _span([r["env_steps_to_target"] for r in reached], _millions)
+        walls = [r["wall_s_to_target"] for r in reached if r.get("wall_s_to_target") is not None]
+        wall = _span(walls, _seconds) if walls else "-"
+    return [stage, to_target, wall]
+
+
 def _millions(steps: float) -> str:
     return f"{steps / 1e6:.2f}M"
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f}"
 
 
 def _span(values: list[float], fmt) -> str:
