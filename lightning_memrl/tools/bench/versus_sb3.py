@@ -77,7 +77,8 @@ def run_sb3(env: str, wrappers: list, steps: int, seed: int, episodes: int) -> d
 
     make = _env_factory(env, wrappers)
     venv = make_vec_env(make, n_envs=1, seed=seed)
-    model = RecurrentPPO("MlpLstmPolicy", venv, seed=seed, verbose=0, device="cpu")
+    policy_kwargs = {"features_extractor_class": _int_flatten_extractor()}
+    model = RecurrentPPO("MlpLstmPolicy", venv, seed=seed, verbose=0, device="cpu", policy_kwargs=policy_kwargs)
     started, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -93,6 +94,23 @@ def run_sb3(env: str, wrappers: list, steps: int, seed: int, episodes: int) -> d
         "return": float(statistics.fmean(returns)),
         "episodes": len(returns),
     }
+
+
+def _int_flatten_extractor() -> type:
+    """sb3's default features extractor (`FlattenExtractor`) with its size as a Python int.
+
+    For a `MultiDiscrete` observation (popgym's CountRecall) sb3 computes the flattened size as a numpy
+    integer, which `torch.nn.LSTM` refuses ("input_size should be of type int, got: int64"); the
+    network is otherwise sb3's default, unchanged.
+    """
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    class IntFlattenExtractor(FlattenExtractor):
+        def __init__(self, observation_space: Any):
+            super().__init__(observation_space)
+            self._features_dim = int(self._features_dim)
+
+    return IntFlattenExtractor
 
 
 def _env_factory(env: str, wrappers: list):

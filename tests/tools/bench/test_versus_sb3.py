@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from lightning_memrl.tools.bench.versus_sb3 import DEFAULT_CONFIG, main, table
+from lightning_memrl.tools.bench.versus_sb3 import DEFAULT_CONFIG, main, run_sb3, table
 
 
 def test_both_agents_run_at_equal_env_steps_and_the_table_shows_them(tmp_path, capsys):
@@ -34,3 +34,11 @@ def test_the_table_averages_seeds_per_env_and_agent():
         for r in (0.0, 1.0)
     ]
     assert "| e | a | 2 | 10 | 0.500 (0.000 to 1.000) | 2 | 5 | 10 |" in table(recs)
+
+
+def test_sb3_runs_on_a_multidiscrete_observation():
+    """sb3 sizes a MultiDiscrete observation as a numpy int, which torch's LSTM refused (popgym CountRecall)."""
+    pytest.importorskip("sb3_contrib")
+    pytest.importorskip("popgym")  # the [envs] extra
+    record = run_sb3("gym:popgym:popgym-CountRecallEasy-v0", [], steps=128, seed=0, episodes=1)
+    assert record["env_steps"] == 128 and record["episodes"] == 1
