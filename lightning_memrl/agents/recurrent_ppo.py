@@ -31,6 +31,12 @@ EVALUATION_METRICS = {"success_rate": "success_rate", "return": "return_mean", "
 """Logged name -> key of `data.evaluation.evaluate`'s metrics."""
 
 
+def memory_query_size(controller: Controller, memory_sees_input: bool = False, memory_clock: int = 0) -> int:
+    """The `query_size` a memory of `RecurrentPPO` needs: the controller's output, plus its input with
+    `memory_sees_input`, plus the `memory_clock` code."""
+    return controller.output_size + (controller.input_size if memory_sees_input else 0) + memory_clock
+
+
 class RecurrentPPO(L.LightningModule):
     """Recurrent PPO agent: observation encoder -> controller (-> memory read) -> policy / value heads.
 
@@ -126,7 +132,7 @@ class RecurrentPPO(L.LightningModule):
         if memory_clock < 0:
             raise ConfigError(f"model.memory_clock must be >= 0 (0: no clock), got {memory_clock}")
         self.clock = EpisodeClock(env_spec.observation_size, memory_clock) if memory_clock else None
-        query_size = controller.output_size + (controller.input_size if memory_sees_input else 0) + memory_clock
+        query_size = memory_query_size(controller, memory_sees_input, memory_clock)
         if memory is not None and memory.query_size != query_size:
             what = "output size" + (" plus input size" if memory_sees_input else "")
             what += f" plus memory_clock ({memory_clock})" if memory_clock else ""

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from lightning_memrl.agents import RecurrentPPO
+from lightning_memrl.agents.recurrent_ppo import memory_query_size
 from lightning_memrl.controllers import Controller
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory import Memory
@@ -136,8 +137,7 @@ def agent_parts(
     flags = {key: model[key] for key in MODEL_FLAGS if key in model}
     mem = None
     if "memory" in model:
-        query_size = ctl.output_size + (ctl.input_size if flags.get("memory_sees_input") else 0)
-        query_size += flags.get("memory_clock", 0)
+        query_size = memory_query_size(ctl, flags.get("memory_sees_input", False), flags.get("memory_clock", 0))
         mem = instantiate(_with_query_size(model["memory"], query_size))
         name += f" + {type(mem).__name__}" + (f" ({memory})" if memory and not _is_class_path(memory) else "")
     return ctl, mem, flags, name
