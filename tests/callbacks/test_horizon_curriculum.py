@@ -155,7 +155,9 @@ def test_validate_from_a_curriculum_checkpoint_evaluates_the_configured_task(tmp
         env_kwargs={"horizon": 20, "num_cues": 3}, num_envs=16, rollout_steps=16, seq_len=16, num_minibatches=2
     )
     model = RecurrentPPO(GRU(16), env_spec=fresh.env_spec)
-    validator = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    validator = L.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path
+    )
     validator.validate(model, fresh, ckpt_path=str(tmp_path / "last.ckpt"))
     assert fresh.env_kwargs["horizon"] == 20 and fresh.eval_env.horizon == 20
 
