@@ -42,6 +42,9 @@ class TaskSpec:
         defaults: keyword arguments used when nothing else is given.
         difficulties: per difficulty, the keyword arguments that set it (horizon, item counts).
         target_success: per difficulty, the success rate that counts as solved.
+        rule_knobs: preset knobs that change what the task asks, not how much of it (n_back's `n`: reading
+            3 back is another read than 2 back, not a longer one); a curriculum holds them at the target's
+            value instead of walking them.
     """
 
     name: str
@@ -49,6 +52,7 @@ class TaskSpec:
     defaults: dict[str, Any]
     difficulties: dict[str, dict[str, Any]]
     target_success: dict[str, float] = field(default_factory=dict)
+    rule_knobs: tuple[str, ...] = ()
 
     def kwargs(self, difficulty: str | None = None, **overrides: Any) -> dict[str, Any]:
         """The resolved keyword arguments for a difficulty and explicit overrides."""
@@ -191,6 +195,7 @@ register_task(
             "extreme": {"horizon": 5000, "n": 5},
         },
         target_success=_SEQUENCE_TARGETS,
+        rule_knobs=("n",),  # walked from 2, the recipe learned n = 2 and then stayed near chance at n = 3
     )
 )
 register_task(

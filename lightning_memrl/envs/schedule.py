@@ -8,7 +8,8 @@ stage by stage, from a short easy start to the medium preset. Nothing per task i
   value would change the observation or action size is held at the target's value for the whole
   walk, since the agent's input and output layers cannot follow (`delayed_cue`'s `num_cues`,
   `associative_recall`'s `vocab_size`, `permuted_copy`'s `seq_len`, `distractor_navigation`'s
-  `num_distractors`).
+  `num_distractors`); so is a knob the task registers as a rule knob (`TaskSpec.rule_knobs`: n_back's
+  `n`, where another value asks for another read, not a longer one). `start` may still set a rule knob.
 - The start takes every other knob from the easiest preset, and the horizon `start_horizon` (10:
   "start short", what the delayed_cue curriculum found), raised to the task's `min_horizon` for
   those counts (associative_recall's pairs and query with no delay, say).
@@ -47,7 +48,7 @@ def spaces_of(spec: TaskSpec, task_kwargs: Mapping[str, Any]) -> tuple[int, int]
     return task.observation_size, task.num_actions
 
 
-def held_knobs(spec: TaskSpec, target: Mapping[str, Any]) -> list[str]:
+def space_knobs(spec: TaskSpec, target: Mapping[str, Any]) -> list[str]:
     """Walked knobs whose easiest-preset value would change the task's spaces: held at the target's value."""
     easiest = spec.kwargs(DIFFICULTIES[0])
     target_spaces = spaces_of(spec, target)
@@ -62,6 +63,12 @@ def held_knobs(spec: TaskSpec, target: Mapping[str, Any]) -> list[str]:
         if not same:
             held.append(key)
     return held
+
+
+def held_knobs(spec: TaskSpec, target: Mapping[str, Any]) -> list[str]:
+    """Walked knobs held at the target's value: those that set the spaces and the task's `rule_knobs`."""
+    spaces = space_knobs(spec, target)
+    return spaces + [key for key in walked_knobs(spec) if key in spec.rule_knobs and key not in spaces]
 
 
 def _min_horizon(spec: TaskSpec, task_kwargs: Mapping[str, Any]) -> int:
@@ -159,7 +166,7 @@ def task_schedule(
             f"curriculum start names {sorted(unknown)}, which task {name!r}'s presets do not change; "
             f"its curriculum walks {walked_knobs(spec)}"
         )
-    fixed = set(start or {}) & set(held_knobs(spec, target))
+    fixed = set(start or {}) & set(space_knobs(spec, target))
     if fixed:
         raise ConfigError(
             f"curriculum start sets {sorted(fixed)}, which would change task {name!r}'s observation or action "

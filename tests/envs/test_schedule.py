@@ -68,6 +68,17 @@ def test_item_counts_walk_with_the_horizon_and_start_at_the_task_minimum():
     assert recall[0] == {"horizon": 17, "vocab_size": 16, "num_pairs": 8}  # 8 pairs and the query, no delay
 
 
+def test_a_rule_knob_is_held_at_the_target_unless_start_sets_it():
+    spec = get_task_spec("n_back")
+    for difficulty in ("medium", "hard"):
+        target = spec.kwargs(difficulty)
+        assert held_knobs(spec, target) == ["n"]
+        assert {s["n"] for s in task_schedule("n_back", target)} == {target["n"]}  # never 2, then 3
+    walked = task_schedule("n_back", spec.kwargs("medium"), start={"n": 2})
+    assert walked[0]["n"] == 2 and walked[-1]["n"] == 3
+    assert [s["n"] for s in walked] == sorted(s["n"] for s in walked)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
