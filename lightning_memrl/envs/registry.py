@@ -54,6 +54,15 @@ class TaskSpec:
     target_success: dict[str, float] = field(default_factory=dict)
     rule_knobs: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        knobs = set(self.defaults).union(*self.difficulties.values())
+        unknown = sorted(set(self.rule_knobs) - knobs)
+        if unknown:
+            raise ConfigError(
+                f"task {self.name!r}: rule_knobs {unknown} are not knobs of the task; "
+                f"its knobs (defaults and presets): {sorted(knobs)}"
+            )
+
     def kwargs(self, difficulty: str | None = None, **overrides: Any) -> dict[str, Any]:
         """The resolved keyword arguments for a difficulty and explicit overrides."""
         resolved = dict(self.defaults)

@@ -4,6 +4,7 @@ boundaries (autoreset, terminated vs truncated, seeds, no leaks, checkpoints) al
 Every task at every difficulty is covered by test_task_difficulties.py.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_memrl.envs import get_task_spec, make_task, sampling, task_names
+from lightning_memrl.errors import ConfigError
 
 NEW_TASKS = [
     "associative_recall",
@@ -303,3 +305,10 @@ def test_envs_out_of_step_after_loading_a_checkpoint_end_each_at_its_own_step(ta
     assert torch.equal(first_end, torch.where(odd, env.horizon - 1, env.horizon))
     env.reset()  # a reset puts every env back in step
     assert env._clock == 0
+
+
+def test_a_rule_knob_that_is_not_a_knob_of_the_task_is_refused_by_name():
+    spec = get_task_spec("n_back")
+    with pytest.raises(ConfigError, match=r"rule_knobs \['m'\] are not knobs of the task"):
+        dataclasses.replace(spec, rule_knobs=("m",))
+    assert dataclasses.replace(spec, rule_knobs=("n",)).rule_knobs == ("n",)
