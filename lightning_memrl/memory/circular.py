@@ -30,6 +30,9 @@ from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory.base import Memory
 from lightning_memrl.memory.functional import check_query, masked_softmax, normalized_entropy
 
+#: sequences of a minibatch whose attention `diagnostics` summarises
+DIAGNOSTIC_SEQUENCES = 8
+
 
 class CircularBufferMemory(Memory):
     """A ring of `capacity` (key, value) entries per env, written every step, read by attention.
@@ -120,10 +123,10 @@ class CircularBufferMemory(Memory):
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
         scores = self._scores(query.unsqueeze(1), keys)  # [B, nh, 1, N]
-        if self.age_bias is not None:  # a one-step sequence: only its carried-buffer columns
-            scores = scores + self._age_logits(pointer, 1)[..., : self.capacity]
+        if self.age_bias is not None:
+            scores = scores + self._slot_age_logits(pointer)
         attn = masked_softmax(scores, valid[:, None, None, :])
-        read = self._output(torch.einsum("bhn,bnhd->bhd", attn[:, :, 0], values))
+        read = self._output(attend(attn, values)[:, 0])
 
         # One copy of the buffer, then an in-place write into the copy: the caller's state is left as it
         # was (the collector and `predict_value` reuse it), and no full-buffer arithmetic per step.
@@ -148,29 +151,30 @@ class CircularBufferMemory(Memory):
         lagged_key, _ = self._entries(previous, query)
         return torch.where(self._lagged_heads, lagged_key, key), value
 
-    def _age_logits(self, pointer: torch.Tensor, t_len: int) -> torch.Tensor:
-        """Age logits of the scores over [carried buffer ; the `t_len` steps' own entries] that a
-        sequence starting at `pointer [B]` reads, `[B, heads, T, N + T]` (hidden entries get any value).
+    def _slot_age_logits(self, pointer: torch.Tensor) -> torch.Tensor:
+        """Age logits of the stored slots read by a step with write pointer `pointer [B]`, `[B, heads, 1, N]`."""
+        slots = torch.arange(self.capacity, device=pointer.device)
+        rank = (pointer[:, None] - 1 - slots) % self.capacity  # [B, N]: writes since the slot's entry (0: the newest)
+        return (self.age_bias_scale * self.age_bias)[:, rank].transpose(0, 1).unsqueeze(2)  # age rank + 1 at index rank
 
-        Indexed through batch-independent tables, so the backward pass sums over the batch instead of
-        scatter-adding B * T * (N + T) gradients into N parameters per head (atomics that serialise on a GPU).
+    def _sequence_age_logits(self, t_len: int, device: torch.device) -> torch.Tensor:
+        """Age logits of the scores over [carried entries newest first ; the `t_len` steps' own entries],
+        `[heads, T, N + T]`, the same for every sequence (entries a step cannot see get any value).
+
+        Batch-independent, so the backward pass sums over the batch before scatter-adding into the N
+        parameters per head, instead of B * T * (N + T) atomic adds that serialise on a GPU.
         """
-        n, device = self.capacity, pointer.device
-        steps, slots = torch.arange(t_len, device=device), torch.arange(n, device=device)
+        n = self.capacity
+        steps, ranks = torch.arange(t_len, device=device), torch.arange(n, device=device)
         logits = self.age_bias_scale * self.age_bias  # [heads, N]: age a at index a - 1
-        # A carried entry that was `rank` writes old at the sequence start (rank 0: the newest) has
-        # age t + rank + 1 at step t; each row's slots are a permutation of the ranks.
-        by_rank = logits[:, (steps[:, None] + slots).clamp(max=n - 1)]  # [heads, T, N]
-        rank = (pointer[:, None] - 1 - slots) % n  # [B, N]
-        b, heads = pointer.shape[0], logits.shape[0]
-        carried = by_rank.expand(b, -1, -1, -1).gather(3, rank[:, None, None, :].expand(-1, heads, t_len, -1))
+        carried = logits[:, (steps[:, None] + ranks).clamp(max=n - 1)]  # rank r (0: the newest) is t + r + 1 old at t
         in_sequence = logits[:, (steps[:, None] - steps - 1).clamp(0, n - 1)]  # [heads, T, T]: age t - s
-        return torch.cat([carried, in_sequence.expand(b, -1, -1, -1)], -1)
+        return torch.cat([carried, in_sequence], -1)
 
     @staticmethod
     def _write(buffer: torch.Tensor, reset: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
         """`buffer [B, N, nh, d]` with the rows of `reset [B]` zeroed and `entry [B, nh, d]` at `pointer [B]`."""
-        out = torch.where(reset[:, None, None, None], 0.0, buffer)  # the one copy
+        out = buffer * ~reset[:, None, None, None]  # the one copy (a product: 3x a `where` on a CPU)
         index = pointer[:, None, None, None].expand(-1, 1, *buffer.shape[2:])
         return out.scatter_(1, index, entry.unsqueeze(1).to(out.dtype))
 
@@ -188,23 +192,33 @@ class CircularBufferMemory(Memory):
         written_before = torch.where(last_reset >= 0, steps - last_reset, pointer[:, None] + steps)
         slot_of_step = written_before % n  # [B, T]
 
-        # 2. who each step may read: carried slots until overwritten, in-sequence steps s < t <= s + N.
-        overwritten_at = (slots[None] - pointer[:, None]) % n  # [B, N]
-        see_carried = (episode == 0)[:, :, None] & valid[:, None, :] & (steps[None, :, None] <= overwritten_at[:, None])
+        # 2. the carried entries newest first: rank r was written r + 1 steps before the sequence, sits in
+        # slot (pointer - 1 - r) % N and is overwritten at step N - 1 - r. In this order an entry's age and
+        # whether it is still there depend on (t, r) alone, the same for every sequence.
+        slot_of_rank = (pointer[:, None] - 1 - slots) % n  # [B, N]
+        carried_keys = keys.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *keys.shape[2:]))
+        carried_values = values.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *values.shape[2:]))
+        still_there = steps[:, None] + slots < n  # [T, N]
+        see_carried = (episode == 0)[:, :, None] & valid.gather(1, slot_of_rank)[:, None, :] & still_there
         lag = steps[:, None] - steps[None, :]
         see_steps = (episode[:, :, None] == episode[:, None, :]) & (lag >= 1) & (lag <= n)
         visible = torch.cat([see_carried, see_steps], -1)  # [B, T, N + T]
 
-        # 3. attention over [carried buffer ; this sequence's entries].
+        # 3. attention over [carried entries ; this sequence's entries].
         previous = None
         if self.key_lag:  # step t's key from step t-1's query; zero at an episode's first step
             previous = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
         key, value = self._keys_values(query, previous)  # [B, T, nh, d]
-        scores = self._scores(query, torch.cat([keys, key], 1))
-        if self.age_bias is not None:
-            scores = scores + self._age_logits(pointer, t_len)
-        attn = masked_softmax(scores, visible[:, None])
-        read = self._output(torch.einsum("bhtm,bmhd->bthd", attn, torch.cat([values, value], 1)))
+        scores = self._scores(query, torch.cat([carried_keys, key], 1))  # [B, nh, T, N + T]
+        # A finite floor, not -inf: a step that sees nothing gets a uniform row, zeroed below, and no NaN.
+        hidden, floor = ~visible[:, None], torch.finfo(scores.dtype).min
+        if self.age_bias is not None:  # the sum is a new tensor: masked in place
+            scores = (scores + self._sequence_age_logits(t_len, device)).masked_fill_(hidden, floor)
+        else:
+            scores = scores.masked_fill(hidden, floor)
+        attn = scores.softmax(-1)
+        sees = visible.any(-1)  # [B, T]
+        read = self._output(attend(attn, torch.cat([carried_values, value], 1)) * sees[..., None, None])
 
         # 4. final buffer: each slot's last writer in the last episode, else the carried entry if kept.
         in_last = episode == episode[:, -1:]
@@ -224,11 +238,14 @@ class CircularBufferMemory(Memory):
         }
         if self.key_lag:
             new_state["previous"] = query[:, -1].to(state["previous"].dtype)
-        self._attention = attn.detach()
+        sample = slice(0, DIAGNOSTIC_SEQUENCES)  # the attention statistics of a few sequences: cheap every minibatch
+        self._attention = (attn[sample] * sees[sample, None, :, None]).detach()
         self._fill = new_state["valid"].float().mean()
         return read, new_state
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Attention entropy and peak over the first `DIAGNOSTIC_SEQUENCES` sequences of the last
+        `forward_sequence` (steps that saw no entry count as 0), the buffer's fill and write rate."""
         if self._attention is None:
             return {}
         stats = {
@@ -243,6 +260,22 @@ class CircularBufferMemory(Memory):
         return stats
 
 
-def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """`query_heads [B, T, nh, d]`, `keys [B, M, nh, d]` -> logits `[B, nh, T, M]` scaled by `1/sqrt(d)`."""
-    return torch.einsum("bthd,bmhd->bhtm", query_heads, keys) / math.sqrt(query_heads.shape[-1])
+def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """`query_heads [B, T, nh, d]`, `keys [B, M, nh, d]` -> logits `[B, nh, T, M]` scaled by `scale`
+    (default `1/sqrt(d)`; the query is scaled, not the logits)."""
+    b, t_len, nh, d = query_heads.shape
+    query_heads = query_heads * (scale if scale is not None else 1 / math.sqrt(d))
+    if t_len == 1:  # one step: the stored keys as they lie, [B, M, nh * d], times a block-diagonal query
+        eye = torch.eye(nh, dtype=query_heads.dtype, device=query_heads.device)
+        block = query_heads[:, 0, :, :, None] * eye[:, None]  # [B, nh, d, nh]: head h's query in column h
+        return torch.bmm(keys.reshape(b, -1, nh * d), block.reshape(b, nh * d, nh)).transpose(1, 2).unsqueeze(2)
+    return torch.matmul(query_heads.transpose(1, 2), keys.permute(0, 2, 3, 1))
+
+
+def attend(attn: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`attn [B, nh, T, M]`, `values [B, M, nh, d]` -> the attended values `[B, T, nh, d]`."""
+    b, nh, t_len, _ = attn.shape
+    if t_len == 1:  # one step: [B, nh, M] times the values as they lie, [B, M, nh * d]; each head's own block
+        out = torch.bmm(attn[:, :, 0], values.reshape(b, values.shape[1], -1)).view(b, nh, nh, -1)
+        return out.diagonal(dim1=1, dim2=2).transpose(1, 2).unsqueeze(1)
+    return torch.matmul(attn, values.transpose(1, 2)).transpose(1, 2)

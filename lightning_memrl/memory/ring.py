@@ -62,7 +62,7 @@ class RingMemory(CircularBufferMemory):
         # (W_q h) . (W_k h_s) = (W_k^T W_q h) . h_s: one projection of the query instead of one per
         # stored step, so a read costs O(N H), not O(N H key_dim).
         query_back = (self.to_query(query) @ self.to_key.weight).unsqueeze(-2)  # [B, T, 1, H]
-        return scaled_dot(query_back, keys) * math.sqrt(query_back.shape[-1] / self.key_dim_attention)
+        return scaled_dot(query_back, keys, scale=1 / math.sqrt(self.key_dim_attention))
 
     def _output(self, read: torch.Tensor) -> torch.Tensor:
         return read.squeeze(-2)

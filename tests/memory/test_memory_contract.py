@@ -79,6 +79,20 @@ def test_reset_step_gives_the_initial_state(name):
 
 
 @pytest.mark.parametrize("name", MEMORIES)
+def test_steps_that_see_no_entry_keep_every_gradient_finite(name):
+    """A reset mid-sequence leaves its first step nothing to read: no NaN may leak into the backward pass."""
+    memory = MEMORIES[name]()
+    query = torch.randn(2, 5, QUERY, requires_grad=True)
+    reset = torch.zeros(2, 5, dtype=torch.bool)
+    reset[0, 0] = reset[1, 2] = True
+    read, _ = memory.forward_sequence(query, _filled_state(memory, 2, torch.Generator().manual_seed(0)), reset)
+    read.pow(2).sum().backward()
+    assert torch.isfinite(read).all() and torch.isfinite(query.grad).all()
+    for parameter_name, parameter in memory.named_parameters():
+        assert parameter.grad is None or torch.isfinite(parameter.grad).all(), parameter_name
+
+
+@pytest.mark.parametrize("name", MEMORIES)
 def test_gradient_reaches_the_write_of_an_earlier_step(name):
     """The last step's read trains what was written at step 0: the query of step 0 gets gradient."""
     memory = MEMORIES[name]()
