@@ -65,7 +65,8 @@ def copy_state_(dst: State, src: State) -> None:
     if dst_spec != src_spec:
         raise ValueError(f"copy_state_ needs states of one structure, got {dst_spec} and {src_spec}")
     for d, s in zip(dst_leaves, src_leaves, strict=True):
-        d.copy_(s)
+        if s is not d:  # a leaf written in place is already there
+            d.copy_(s)
 
 
 def state_leaves(state: State) -> list[torch.Tensor]:

@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_flatten
 
 from lightning_memrl.data.cuda_graphs import ActingGraph, write_at
 from lightning_memrl.data.gae import compute_gae, explained_variance
-from lightning_memrl.data.policy import RecurrentPolicy
+from lightning_memrl.data.policy import RecurrentPolicy, acting_in_place
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.specs import env_spec_of
 from lightning_memrl.state import State, clone_state, map_state, stack_states
@@ -274,13 +274,15 @@ class RolloutCollector:
         obs, start, state = self.next_obs, self.next_start, self.state
         write_at(buf.obs, t, obs)
         write_at(buf.starts, t, start)
-        step = policy.act(obs, state, start, generator=self.generator)
+        with acting_in_place(policy):  # the kept state is replaced by the step's anyway
+            step = policy.act(obs, state, start, generator=self.generator)
         next_obs, reward, term, trunc, info = self.env.step(step.action)
         new_leaves, spec = tree_flatten(step.state)
         if spec != self._state_spec:
             raise ValueError(f"the policy's state changed structure while acting: {self._state_spec} -> {spec}")
         for kept, new in zip(self._state_leaves, new_leaves, strict=True):
-            kept.copy_(new)
+            if new is not kept:  # a leaf written in place is already there
+                kept.copy_(new)
         write_at(buf.actions, t, step.action)
         write_at(buf.log_probs, t, step.log_prob)
         write_at(buf.values, t, step.value)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lightning_memrl.data.cuda_graphs import ActingGraph
-from lightning_memrl.data.policy import RecurrentPolicy
+from lightning_memrl.data.policy import RecurrentPolicy, acting_in_place
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.state import State, clone_state, copy_state_, same_layout, state_leaves
 
@@ -129,7 +129,8 @@ class Evaluator:
     def _step(self, policy: RecurrentPolicy, greedy: bool) -> None:
         """One evaluation step on `_tensors`, in place (the function a CUDA graph captures)."""
         s = self._tensors
-        act = policy.act(s.obs, s.state, s.start, greedy=greedy)
+        with acting_in_place(policy):  # the kept state is replaced by the step's anyway
+            act = policy.act(s.obs, s.state, s.start, greedy=greedy)
         obs, reward, term, trunc, info = self.env.step(act.action)
         copy_state_(s.state, act.state)
         done = term | trunc

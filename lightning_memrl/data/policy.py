@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -24,7 +25,9 @@ class RecurrentPolicy(Protocol):
 
     A policy may also define `cuda_graph_blockers() -> list[str]`: why its acting step cannot be replayed
     as a CUDA graph (empty: it can). Without it, acting on CUDA is captured when `data.cuda_graphs` allows
-    and the capture checks pass (see `data.cuda_graphs`).
+    and the capture checks pass (see `data.cuda_graphs`). And `acting_in_place()`, a context in which
+    `act` may write into the state it is given: the collector and the evaluator enter it, as they replace
+    that state by the step's result anyway (see `acting_in_place` below).
     """
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -52,3 +55,9 @@ class RecurrentPolicy(Protocol):
         self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
     ) -> None:
         """Learn a finished rollout's outcome (`[T, N]` each, after GAE; the collector calls it once per rollout)."""
+
+
+def acting_in_place(policy: RecurrentPolicy) -> AbstractContextManager:
+    """The policy's `acting_in_place()` context, or a null one for a policy without it."""
+    enter = getattr(policy, "acting_in_place", None)
+    return enter() if enter is not None else nullcontext()

@@ -56,6 +56,17 @@ class Memory(nn.Module, ABC):
         """
         return nullcontext()
 
+    def write_in_place(self) -> AbstractContextManager:
+        """A context in which `forward_step` may write into the state it is given instead of a copy.
+
+        The collector and the evaluator enter it (through the agent's `acting_in_place`) for their acting
+        step, whose state they replace by the step's result anyway: a memory with a large state
+        (`CircularBufferMemory`) then writes its one new entry where it is instead of copying the whole
+        buffer. Outside it `forward_step` leaves its input state as it was. Memories that need nothing
+        return a null context.
+        """
+        return nullcontext()
+
     def end_rollout(
         self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
     ) -> None:

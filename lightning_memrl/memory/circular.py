@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -37,8 +38,9 @@ DIAGNOSTIC_SEQUENCES = 8
 class CircularBufferMemory(Memory):
     """A ring of `capacity` (key, value) entries per env, written every step, read by attention.
 
-    State: `keys [B, N, heads, key_dim]`, `values [B, N, heads, value_dim]`, `valid [B, N]` (bool),
-    `pointer [B]` (long, the next slot to write).
+    State: `keys [B, N, heads, key_dim]`, `values [B, N, heads, value_dim]`, `valid [B, N]` (bool: what a
+    read may see; a reset clears it and leaves the entries until they are overwritten), `pointer [B]` (long,
+    the next slot to write).
 
     Args:
         capacity: entries `N` kept per env (the memory reaches `N` steps back).
@@ -87,6 +89,7 @@ class CircularBufferMemory(Memory):
         self.age_bias_scale = age_bias_scale
         self._attention: torch.Tensor | None = None
         self._fill: torch.Tensor | None = None
+        self._in_place = False  # inside `write_in_place()`
 
     # --- what subclasses define -----------------------------------------------------------------
     @abstractmethod
@@ -119,7 +122,8 @@ class CircularBufferMemory(Memory):
     def forward_step(self, query: torch.Tensor, state: dict[str, torch.Tensor], reset: torch.Tensor):
         check_query(query, self.query_size, 2, type(self).__name__)
         keys, values = state["keys"], state["values"]
-        # A reset row reads nothing (its entries are masked out) and then writes at slot 0.
+        # A reset row reads nothing (its entries are masked out, left where they are until overwritten) and
+        # then writes at slot 0.
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
         scores = self._scores(query.unsqueeze(1), keys)  # [B, nh, 1, N]
@@ -128,13 +132,13 @@ class CircularBufferMemory(Memory):
         attn = masked_softmax(scores, valid[:, None, None, :])
         read = self._output(attend(attn, values)[:, 0])
 
-        # One copy of the buffer, then an in-place write into the copy: the caller's state is left as it
-        # was (the collector and `predict_value` reuse it), and no full-buffer arithmetic per step.
+        # The new entry into a copy of the buffer: the caller's state is left as it was (`predict_value`
+        # peeks from it); inside `write_in_place()` into the buffer itself, no copy at all.
         previous = state["previous"] * ~reset[:, None] if self.key_lag else None
         key, value = self._keys_values(query, previous)
         new_state = {
-            "keys": self._write(keys, reset, pointer, key),
-            "values": self._write(values, reset, pointer, value),
+            "keys": self._write(keys, pointer, key),
+            "values": self._write(values, pointer, value),
             "valid": valid.scatter(1, pointer[:, None], True),
             "pointer": (pointer + 1) % self.capacity,
         }
@@ -171,10 +175,18 @@ class CircularBufferMemory(Memory):
         in_sequence = logits[:, (steps[:, None] - steps - 1).clamp(0, n - 1)]  # [heads, T, T]: age t - s
         return torch.cat([carried, in_sequence], -1)
 
-    @staticmethod
-    def _write(buffer: torch.Tensor, reset: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
-        """`buffer [B, N, nh, d]` with the rows of `reset [B]` zeroed and `entry [B, nh, d]` at `pointer [B]`."""
-        out = buffer * ~reset[:, None, None, None]  # the one copy (a product: 3x a `where` on a CPU)
+    @contextmanager
+    def write_in_place(self) -> Iterator[None]:
+        """`forward_step` writes its entry into the given buffers instead of copies (see `Memory`)."""
+        self._in_place = True
+        try:
+            yield
+        finally:
+            self._in_place = False
+
+    def _write(self, buffer: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
+        """`buffer [B, N, nh, d]` with `entry [B, nh, d]` at `pointer [B]`: a copy, or `buffer` itself in place."""
+        out = buffer if self._in_place else buffer.clone()
         index = pointer[:, None, None, None].expand(-1, 1, *buffer.shape[2:])
         return out.scatter_(1, index, entry.unsqueeze(1).to(out.dtype))
 
@@ -220,20 +232,24 @@ class CircularBufferMemory(Memory):
         sees = visible.any(-1)  # [B, T]
         read = self._output(attend(attn, torch.cat([carried_values, value], 1)) * sees[..., None, None])
 
-        # 4. final buffer: each slot's last writer in the last episode, else the carried entry if kept.
-        in_last = episode == episode[:, -1:]
-        writes = (slot_of_step[:, :, None] == slots) & in_last[:, :, None]  # [B, T, N]
+        # 4. final buffer, as the steps leave it: each slot holds its last writer's entry (of any episode),
+        # else the carried one; valid are the slots written in the last episode, and the carried valid
+        # ones not overwritten when the sequence had no reset. A reset hides entries, it does not erase them.
+        writes = slot_of_step[:, :, None] == slots  # [B, T, N]
         writer = torch.where(writes, steps[None, :, None], -1).amax(1)  # [B, N]
-        has = writer >= 0
-        keep = (episode[:, -1] == 0)[:, None] & ~has & valid
+        in_last = episode == episode[:, -1:]
+        written_in_last = torch.where(writes & in_last[:, :, None], 1, 0).amax(1).bool()  # [B, N]
+        written = writer >= 0
+        keep = (episode[:, -1] == 0)[:, None] & ~written & valid
         index = writer.clamp_min(0)[:, :, None, None]
-        new_keys = torch.where(has[..., None, None], key.gather(1, index.expand(-1, -1, *key.shape[2:])), keys)
-        new_values = torch.where(has[..., None, None], value.gather(1, index.expand(-1, -1, *value.shape[2:])), values)
-        keep_or_new = (has | keep)[..., None, None]
+        new_keys = torch.where(written[..., None, None], key.gather(1, index.expand(-1, -1, *key.shape[2:])), keys)
+        new_values = torch.where(
+            written[..., None, None], value.gather(1, index.expand(-1, -1, *value.shape[2:])), values
+        )
         new_state = {
-            "keys": new_keys * keep_or_new,
-            "values": new_values * keep_or_new,
-            "valid": has | keep,
+            "keys": new_keys,
+            "values": new_values,
+            "valid": written_in_last | keep,
             "pointer": (written_before[:, -1] + 1) % n,
         }
         if self.key_lag:

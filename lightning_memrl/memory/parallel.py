@@ -94,6 +94,14 @@ class ParallelMemory(Memory):
                 stack.enter_context(m.read_only())
             yield
 
+    @contextmanager
+    def write_in_place(self) -> Iterator[None]:
+        """Every member's `write_in_place()` at once."""
+        with ExitStack() as stack:
+            for m in self.memories:
+                stack.enter_context(m.write_in_place())
+            yield
+
     def end_rollout(
         self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
     ) -> None:

@@ -26,6 +26,19 @@ def _filled_state(memory, batch, gen, steps=7):
     return state
 
 
+def _readable(state):
+    """The state as reads see it: entries a circular buffer hides by `valid` (a reset hides, not erases) zeroed."""
+    if isinstance(state, dict):
+        state = {key: _readable(value) for key, value in state.items()}
+        if "valid" in state:
+            for key in ("keys", "values"):
+                state[key] = state[key] * state["valid"][..., None, None]
+        return state
+    if isinstance(state, list | tuple):
+        return type(state)(_readable(value) for value in state)
+    return state
+
+
 def _assert_states_close(a, b):
     map_states(lambda x, y: torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5) or x, a, b)
 
@@ -75,7 +88,7 @@ def test_reset_step_gives_the_initial_state(name):
     reset = torch.tensor([True, False])
     _, after_reset = memory.forward_step(query, state, reset)
     _, from_empty = memory.forward_step(query[:1], memory.initial_state(1), reset[:1])
-    _assert_states_close(map_states(lambda x: x[:1], after_reset), from_empty)
+    _assert_states_close(_readable(map_states(lambda x: x[:1], after_reset)), _readable(from_empty))
 
 
 @pytest.mark.parametrize("name", MEMORIES)
@@ -90,6 +103,31 @@ def test_steps_that_see_no_entry_keep_every_gradient_finite(name):
     assert torch.isfinite(read).all() and torch.isfinite(query.grad).all()
     for parameter_name, parameter in memory.named_parameters():
         assert parameter.grad is None or torch.isfinite(parameter.grad).all(), parameter_name
+
+
+@pytest.mark.parametrize("name", MEMORIES)
+def test_a_step_leaves_its_input_state_as_it_was_unless_written_in_place(name):
+    memory = MEMORIES[name]()
+    state = _filled_state(memory, 3, torch.Generator().manual_seed(5))
+    before = map_states(torch.clone, state)
+    query, reset = torch.randn(3, QUERY), torch.tensor([False, True, False])
+    with torch.no_grad():
+        read, after = memory.forward_step(query, state, reset)
+        map_states(lambda x, y: torch.testing.assert_close(x, y, atol=0, rtol=0) or x, state, before)
+        with memory.write_in_place():
+            read_in_place, after_in_place = memory.forward_step(query, state, reset)
+    torch.testing.assert_close(read_in_place, read, atol=0, rtol=0)
+    _assert_states_close(after_in_place, after)
+
+
+@pytest.mark.parametrize("name", ["kv", "kv_lag", "kv_mixed_lags_age", "ring_attention", "ring_mean_age"])
+def test_a_circular_buffer_written_in_place_is_the_given_buffer(name):
+    memory = MEMORIES[name]()
+    state = _filled_state(memory, 2, torch.Generator().manual_seed(6))
+    with torch.no_grad(), memory.write_in_place():
+        _, after = memory.forward_step(torch.randn(2, QUERY), state, torch.tensor([False, True]))
+    assert after["keys"] is state["keys"] and after["values"] is state["values"]
+    assert not memory._in_place  # and the context is left
 
 
 @pytest.mark.parametrize("name", MEMORIES)
