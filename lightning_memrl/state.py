@@ -64,8 +64,13 @@ def copy_state_(dst: State, src: State) -> None:
     src_leaves, src_spec = tree_flatten(src)
     if dst_spec != src_spec:
         raise ValueError(f"copy_state_ needs states of one structure, got {dst_spec} and {src_spec}")
-    for d, s in zip(dst_leaves, src_leaves, strict=True):
-        if s is not d:  # a leaf written in place is already there
+    copy_leaves_(dst_leaves, src_leaves)
+
+
+def copy_leaves_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    """`dst[i].copy_(src[i])` for each pair, skipping a leaf that is its own source (written in place)."""
+    for d, s in zip(dst, src, strict=True):
+        if s is not d:
             d.copy_(s)
 
 

@@ -20,7 +20,7 @@ from lightning_memrl.data.gae import compute_gae, explained_variance
 from lightning_memrl.data.policy import RecurrentPolicy, acting_in_place
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.specs import env_spec_of
-from lightning_memrl.state import State, clone_state, map_state, stack_states
+from lightning_memrl.state import State, clone_state, copy_leaves_, map_state, stack_states
 
 
 @dataclass
@@ -280,9 +280,7 @@ class RolloutCollector:
         new_leaves, spec = tree_flatten(step.state)
         if spec != self._state_spec:
             raise ValueError(f"the policy's state changed structure while acting: {self._state_spec} -> {spec}")
-        for kept, new in zip(self._state_leaves, new_leaves, strict=True):
-            if new is not kept:  # a leaf written in place is already there
-                kept.copy_(new)
+        copy_leaves_(self._state_leaves, new_leaves)
         write_at(buf.actions, t, step.action)
         write_at(buf.log_probs, t, step.log_prob)
         write_at(buf.values, t, step.value)

@@ -222,7 +222,8 @@ class CircularBufferMemory(Memory):
             previous = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
         key, value = self._keys_values(query, previous)  # [B, T, nh, d]
         scores = self._scores(query, torch.cat([carried_keys, key], 1))  # [B, nh, T, N + T]
-        # A finite floor, not -inf: a step that sees nothing gets a uniform row, zeroed below, and no NaN.
+        # `masked_softmax`, leaner for the sequence's [B, nh, T, N + T] scores: masked in place where the scores
+        # are a new tensor, and a step that sees nothing (a uniform row over the floor) zeroed in the read.
         hidden, floor = ~visible[:, None], torch.finfo(scores.dtype).min
         if self.age_bias is not None:  # the sum is a new tensor: masked in place
             scores = (scores + self._sequence_age_logits(t_len, device)).masked_fill_(hidden, floor)
@@ -238,7 +239,7 @@ class CircularBufferMemory(Memory):
         writes = slot_of_step[:, :, None] == slots  # [B, T, N]
         writer = torch.where(writes, steps[None, :, None], -1).amax(1)  # [B, N]
         in_last = episode == episode[:, -1:]
-        written_in_last = torch.where(writes & in_last[:, :, None], 1, 0).amax(1).bool()  # [B, N]
+        written_in_last = (writes & in_last[:, :, None]).any(1)  # [B, N]
         written = writer >= 0
         keep = (episode[:, -1] == 0)[:, None] & ~written & valid
         index = writer.clamp_min(0)[:, :, None, None]

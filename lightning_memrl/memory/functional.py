@@ -21,11 +21,9 @@ def masked_softmax(scores: torch.Tensor, valid: torch.Tensor | None) -> torch.Te
     """
     if valid is None:
         return scores.softmax(-1)
-    scores = scores.masked_fill(~valid, float("-inf"))
-    peak = scores.amax(-1, keepdim=True)
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak)).detach()
-    weights = (scores - peak).exp()
-    return weights / weights.sum(-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
+    # A finite floor, not -inf: a row with no valid entry softmaxes to a uniform row (zeroed here), never NaN.
+    weights = scores.masked_fill(~valid, torch.finfo(scores.dtype).min).softmax(-1)
+    return weights * valid.any(-1, keepdim=True)
 
 
 def normalized_entropy(weights: torch.Tensor) -> torch.Tensor:
