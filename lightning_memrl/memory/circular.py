@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lightning_memrl.errors import ConfigError
@@ -32,7 +33,7 @@ from lightning_memrl.memory.base import Memory
 from lightning_memrl.memory.functional import check_query, masked_softmax, normalized_entropy
 
 #: sequences of a minibatch whose attention `diagnostics` summarises
-DIAGNOSTIC_SEQUENCES = 8
+DIAGNOSTIC_SEQUENCES = 2
 
 
 class CircularBufferMemory(Memory):
@@ -99,8 +100,9 @@ class CircularBufferMemory(Memory):
         `key_source` is the step's own query, or with `key_lag=1` the previous step's."""
 
     @abstractmethod
-    def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Attention logits: `query [B, T, H]`, stored `keys [B, M, heads, key_dim]` -> `[B, heads, T, M]`."""
+    def _query_heads(self, query: torch.Tensor) -> torch.Tensor:
+        """The read's per-head queries, scale included: `query [B, T, H]` -> `[B, T, heads, key_dim]`, whose dot
+        product with a stored key is the attention logit."""
 
     @abstractmethod
     def _output(self, read: torch.Tensor) -> torch.Tensor:
@@ -126,7 +128,7 @@ class CircularBufferMemory(Memory):
         # then writes at slot 0.
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
-        scores = self._scores(query.unsqueeze(1), keys)  # [B, nh, 1, N]
+        scores = scaled_dot(self._query_heads(query.unsqueeze(1)), keys, scale=1.0)  # [B, nh, 1, N]
         if self.age_bias is not None:
             scores = scores + self._slot_age_logits(pointer)
         attn = masked_softmax(scores, valid[:, None, None, :])
@@ -161,18 +163,23 @@ class CircularBufferMemory(Memory):
         rank = (pointer[:, None] - 1 - slots) % self.capacity  # [B, N]: writes since the slot's entry (0: the newest)
         return (self.age_bias_scale * self.age_bias)[:, rank].transpose(0, 1).unsqueeze(2)  # age rank + 1 at index rank
 
-    def _sequence_age_logits(self, t_len: int, device: torch.device) -> torch.Tensor:
+    def _sequence_age_logits(self, t_len: int) -> torch.Tensor:
         """Age logits of the scores over [carried entries newest first ; the `t_len` steps' own entries],
         `[heads, T, N + T]`, the same for every sequence (entries a step cannot see get any value).
 
-        Batch-independent, so the backward pass sums over the batch before scatter-adding into the N
-        parameters per head, instead of B * T * (N + T) atomic adds that serialise on a GPU.
+        Both parts are sliding windows over the `[heads, N]` table (`unfold`): carried rank `r` is `t + r + 1`
+        steps old at step `t`, the sequence's step `s` is `t - s` old. Batch-independent and built without
+        an index, so the backward pass sums over the batch and folds the windows back into the N parameters
+        per head, instead of scattering B * T * (N + T) adds into them.
         """
         n = self.capacity
-        steps, ranks = torch.arange(t_len, device=device), torch.arange(n, device=device)
         logits = self.age_bias_scale * self.age_bias  # [heads, N]: age a at index a - 1
-        carried = logits[:, (steps[:, None] + ranks).clamp(max=n - 1)]  # rank r (0: the newest) is t + r + 1 old at t
-        in_sequence = logits[:, (steps[:, None] - steps - 1).clamp(0, n - 1)]  # [heads, T, T]: age t - s
+        oldest = logits[:, -1:]
+        # carried: window t of [ages 1 .. N, then N repeated] starts at age t + 1
+        carried = torch.cat([logits, oldest.expand(-1, t_len)], 1).unfold(1, n, 1)[:, :t_len]
+        # in the sequence: [ages min(T, N) .. 1 reversed, then zeros] read from T - t gives age t - s at s < t
+        recent = torch.cat([logits, oldest.expand(-1, max(t_len - n, 0))], 1)[:, :t_len].flip(1)
+        in_sequence = torch.cat([recent, torch.zeros_like(recent)], 1).unfold(1, t_len, 1)[:, 1:].flip(1)
         return torch.cat([carried, in_sequence], -1)
 
     @contextmanager
@@ -221,17 +228,21 @@ class CircularBufferMemory(Memory):
         if self.key_lag:  # step t's key from step t-1's query; zero at an episode's first step
             previous = torch.cat([state["previous"][:, None], query[:, :-1]], 1) * ~reset[..., None]
         key, value = self._keys_values(query, previous)  # [B, T, nh, d]
-        scores = self._scores(query, torch.cat([carried_keys, key], 1))  # [B, nh, T, N + T]
-        # `masked_softmax`, leaner for the sequence's [B, nh, T, N + T] scores: masked in place where the scores
-        # are a new tensor, and a step that sees nothing (a uniform row over the floor) zeroed in the read.
-        hidden, floor = ~visible[:, None], torch.finfo(scores.dtype).min
-        if self.age_bias is not None:  # the sum is a new tensor: masked in place
-            scores = (scores + self._sequence_age_logits(t_len, device)).masked_fill_(hidden, floor)
-        else:
-            scores = scores.masked_fill(hidden, floor)
-        attn = scores.softmax(-1)
+        heads = self._query_heads(query)  # [B, T, nh, dk]
+        all_keys, all_values = torch.cat([carried_keys, key], 1), torch.cat([carried_values, value], 1)
+        # One fused attention call (memory-efficient kernel on CUDA: the [B, nh, T, N + T] weights are never
+        # stored), what is hidden pushed below by a finite floor; a step that sees nothing (a uniform row
+        # over the floor) is zeroed in the read.
+        bias = torch.zeros((), dtype=heads.dtype, device=device)
+        if self.age_bias is not None:
+            bias = self._sequence_age_logits(t_len).to(heads.dtype)
+        bias = torch.where(visible[:, None], bias, hidden_floor(heads.dtype))
+        bias = bias.expand(b, self.num_heads, t_len, n + t_len)
+        attended = F.scaled_dot_product_attention(
+            heads.transpose(1, 2), all_keys.transpose(1, 2), all_values.transpose(1, 2), attn_mask=bias, scale=1.0
+        ).transpose(1, 2)  # [B, T, nh, dv]
         sees = visible.any(-1)  # [B, T]
-        read = self._output(attend(attn, torch.cat([carried_values, value], 1)) * sees[..., None, None])
+        read = self._output(attended * sees[..., None, None])
 
         # 4. final buffer, as the steps leave it: each slot holds its last writer's entry (of any episode),
         # else the carried one; valid are the slots written in the last episode, and the carried valid
@@ -255,8 +266,10 @@ class CircularBufferMemory(Memory):
         }
         if self.key_lag:
             new_state["previous"] = query[:, -1].to(state["previous"].dtype)
-        sample = slice(0, DIAGNOSTIC_SEQUENCES)  # the attention statistics of a few sequences: cheap every minibatch
-        self._attention = (attn[sample] * sees[sample, None, :, None]).detach()
+        with torch.no_grad():  # the attention statistics of a few sequences, recomputed: cheap every minibatch
+            sample = slice(0, DIAGNOSTIC_SEQUENCES)
+            scores = scaled_dot(heads[sample], all_keys[sample], scale=1.0) + bias[sample]
+            self._attention = scores.softmax(-1) * sees[sample, None, :, None]
         self._fill = new_state["valid"].float().mean()
         return read, new_state
 
@@ -275,6 +288,12 @@ class CircularBufferMemory(Memory):
             logits = self.age_bias_scale * self.age_bias.detach()
             stats["age_logit_peak"] = (logits.amax(-1) - logits.mean(-1)).mean()
         return stats
+
+
+def hidden_floor(dtype: torch.dtype) -> float:
+    """The additive logit that hides an entry: far below any score, yet finite after the kernels' own
+    scaling (no -inf, so a row that hides everything softmaxes to a uniform row, never NaN)."""
+    return -min(1e9, torch.finfo(dtype).max / 4)
 
 
 def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor, scale: float | None = None) -> torch.Tensor:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from lightning_memrl.errors import ConfigError
-from lightning_memrl.memory.circular import CircularBufferMemory, scaled_dot
+from lightning_memrl.memory.circular import CircularBufferMemory
 
 
 class KVMemory(CircularBufferMemory):
@@ -58,8 +60,8 @@ class KVMemory(CircularBufferMemory):
     def _entries(self, key_source: torch.Tensor, value_source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._split(self.to_key(key_source)), self._split(self.to_value(value_source))
 
-    def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return scaled_dot(self._split(self.to_query(query)), keys)
+    def _query_heads(self, query: torch.Tensor) -> torch.Tensor:
+        return self._split(self.to_query(query)) / math.sqrt(self.key_dim)
 
     def _output(self, read: torch.Tensor) -> torch.Tensor:
         return self.out(read.flatten(-2))

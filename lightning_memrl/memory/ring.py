@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lightning_memrl.errors import ConfigError
-from lightning_memrl.memory.circular import CircularBufferMemory, scaled_dot
+from lightning_memrl.memory.circular import CircularBufferMemory
 
 READS = ("attention", "mean")
 
@@ -56,13 +56,13 @@ class RingMemory(CircularBufferMemory):
         # one head: the raw outputs are stored; the key projection is applied at read time
         return key_source.unsqueeze(-2), value_source.unsqueeze(-2)
 
-    def _scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        if self.read == "mean":
-            return keys.new_zeros(keys.shape[0], 1, query.shape[1], keys.shape[1])
+    def _query_heads(self, query: torch.Tensor) -> torch.Tensor:
+        if self.read == "mean":  # a zero query: equal logits, the plain mean (or the age bias's weighting)
+            return torch.zeros_like(query).unsqueeze(-2)
         # (W_q h) . (W_k h_s) = (W_k^T W_q h) . h_s: one projection of the query instead of one per
         # stored step, so a read costs O(N H), not O(N H key_dim).
         query_back = (self.to_query(query) @ self.to_key.weight).unsqueeze(-2)  # [B, T, 1, H]
-        return scaled_dot(query_back, keys, scale=1 / math.sqrt(self.key_dim_attention))
+        return query_back / math.sqrt(self.key_dim_attention)
 
     def _output(self, read: torch.Tensor) -> torch.Tensor:
         return read.squeeze(-2)
