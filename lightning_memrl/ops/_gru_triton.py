@@ -6,7 +6,9 @@ time axis, its state in registers; the recurrent products `h @ W_hh^T` are `tl.d
 (`input_precision="ieee"`, no TF32) so the result matches the eager scan to float rounding.
 
 Layout (time-major, contiguous): `gi [T, B, 3H]`, `keep [T, B]`, `h0 [B, H]`, `weight_hh [3H, H]`,
-`bias_hh [3H]`; saved for the backward: `prev` (masked state entering each step), `rz`, `n`, `gh_n`.
+`bias_hh [3H]` (the forward kernel takes `weight_hh^T [H, 3H]`: each K-chunk of the recurrent product is
+then a block of whole rows, loaded coalesced, where a transposed view strides by H); saved for the
+backward: `prev` (masked state entering each step), `rz`, `n`, `gh_n`.
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def _forward_kernel(
         gh_n = tl.zeros((BLOCK, H), dtype=tl.float32) + b_n
         for kc in tl.static_range(H // KC):
             h_k = tl.load(prev_ptr + (t * B + rows[:, None]) * H + kc * KC + kcols[None, :], mask=mask, other=0.0)
-            w_k = w_ptr + cols[None, :] * H + kc * KC + kcols[:, None]  # rows kc*KC.. of W_g^T: W[g*H + j, k]
+            w_k = w_ptr + (kc * KC + kcols[:, None]) * (3 * H) + cols[None, :]  # rows kc*KC.. of W^T: W[g*H + j, k]
             a_r += tl.dot(h_k, tl.load(w_k), input_precision="ieee")
-            a_z += tl.dot(h_k, tl.load(w_k + H * H), input_precision="ieee")
-            gh_n += tl.dot(h_k, tl.load(w_k + 2 * H * H), input_precision="ieee")
+            a_z += tl.dot(h_k, tl.load(w_k + H), input_precision="ieee")
+            gh_n += tl.dot(h_k, tl.load(w_k + 2 * H), input_precision="ieee")
         r = tl.sigmoid(a_r)
         z = tl.sigmoid(a_z)
         n = _tanh(tl.load(gi_ptr + at_g + 2 * H, mask=mask, other=0.0) + r * gh_n)
@@ -136,7 +138,7 @@ def scan_forward(
     rz = gi_t.new_empty(T, B, 2 * H)
     grid = (triton.cdiv(B, BLOCK_B),)
     _forward_kernel[grid](
-        gi_t, h0.contiguous(), keep_t, weight_hh.contiguous(), bias_hh.contiguous(), prev, rz, n, gh_n, out, B, T=T,
+        gi_t, h0.contiguous(), keep_t, weight_hh.t().contiguous(), bias_hh.contiguous(), prev, rz, n, gh_n, out, B, T=T,
         H=H, BLOCK=BLOCK_B, KC=_chunk(H), num_stages=1,
     )  # fmt: skip
     return out, prev, rz, n, gh_n
