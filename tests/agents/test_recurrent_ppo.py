@@ -122,3 +122,13 @@ def test_greedy_acting_is_deterministic_and_sampling_follows_the_generator():
     assert torch.equal(*greedy)
     sampled = [agent.act(obs, state, reset, generator=torch.Generator().manual_seed(1)).action for _ in range(2)]
     assert torch.equal(*sampled)
+
+
+def test_the_optimizer_is_the_fused_adam_over_every_parameter():
+    """The fused Adam (one kernel for all tensors) is the fast path on CPU and CUDA; every parameter is in it,
+    frozen ones included, so that a checkpoint's optimizer state maps onto the same list when resumed."""
+    _, agent = _tiny()
+    next(agent.parameters()).requires_grad_(False)
+    optimizer = agent.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"]
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(agent.parameters()))
