@@ -163,9 +163,18 @@ class CircularBufferMemory(Memory):
         rank = (pointer[:, None] - 1 - slots) % self.capacity  # [B, N]: writes since the slot's entry (0: the newest)
         return (self.age_bias_scale * self.age_bias)[:, rank].transpose(0, 1).unsqueeze(2)  # age rank + 1 at index rank
 
-    def _sequence_age_logits(self, t_len: int) -> torch.Tensor:
-        """Age logits of the scores over [carried entries newest first ; the `t_len` steps' own entries],
-        `[heads, T, N + T]`, the same for every sequence (entries a step cannot see get any value).
+    def _carried_ranks_read(self, see_carried: torch.Tensor) -> int:
+        """How many carried ranks (newest first) a sequence read attends over: up to the oldest rank any step
+        sees (`see_carried [B, T, N]`), rounded up to a multiple of 16 (aligned rows for the fused attention
+        kernels, fewer distinct shapes). One host sync per call, in training only."""
+        rank_ends = torch.arange(1, self.capacity + 1, device=see_carried.device)
+        seen = int((see_carried.any(1).any(0) * rank_ends).max()) if see_carried.numel() else 0
+        return min(self.capacity, -(-seen // 16) * 16)
+
+    def _sequence_age_logits(self, t_len: int, ranks: int | None = None) -> torch.Tensor:
+        """Age logits of the scores over [the `ranks` newest carried entries (default all N) ; the `t_len`
+        steps' own entries], `[heads, T, ranks + T]`, the same for every sequence (entries a step cannot
+        see get any value).
 
         Both parts are sliding windows over the `[heads, N]` table (`unfold`): carried rank `r` is `t + r + 1`
         steps old at step `t`, the sequence's step `s` is `t - s` old. Batch-independent and built without
@@ -176,7 +185,8 @@ class CircularBufferMemory(Memory):
         logits = self.age_bias_scale * self.age_bias  # [heads, N]: age a at index a - 1
         oldest = logits[:, -1:]
         # carried: window t of [ages 1 .. N, then N repeated] starts at age t + 1
-        carried = torch.cat([logits, oldest.expand(-1, t_len)], 1).unfold(1, n, 1)[:, :t_len]
+        ranks = n if ranks is None else ranks
+        carried = torch.cat([logits, oldest.expand(-1, t_len)], 1).unfold(1, n, 1)[:, :t_len, :ranks]
         # in the sequence: [ages min(T, N) .. 1 reversed, then zeros] read from T - t gives age t - s at s < t
         recent = torch.cat([logits, oldest.expand(-1, max(t_len - n, 0))], 1)[:, :t_len].flip(1)
         in_sequence = torch.cat([recent, torch.zeros_like(recent)], 1).unfold(1, t_len, 1)[:, 1:].flip(1)
@@ -215,10 +225,14 @@ class CircularBufferMemory(Memory):
         # slot (pointer - 1 - r) % N and is overwritten at step N - 1 - r. In this order an entry's age and
         # whether it is still there depend on (t, r) alone, the same for every sequence.
         slot_of_rank = (pointer[:, None] - 1 - slots) % n  # [B, N]
-        carried_keys = keys.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *keys.shape[2:]))
-        carried_values = values.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *values.shape[2:]))
         still_there = steps[:, None] + slots < n  # [T, N]
         see_carried = (episode == 0)[:, :, None] & valid.gather(1, slot_of_rank)[:, None, :] & still_there
+        # Only the newest ranks that some step of some sequence sees are read: episodes shorter than the
+        # capacity leave the older ranks hidden from every step (their weight would be exactly 0).
+        ranks = self._carried_ranks_read(see_carried)
+        slot_of_rank, see_carried = slot_of_rank[:, :ranks], see_carried[..., :ranks]
+        carried_keys = keys.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *keys.shape[2:]))
+        carried_values = values.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *values.shape[2:]))
         lag = steps[:, None] - steps[None, :]
         see_steps = (episode[:, :, None] == episode[:, None, :]) & (lag >= 1) & (lag <= n)
         visible = torch.cat([see_carried, see_steps], -1)  # [B, T, N + T]
@@ -235,9 +249,9 @@ class CircularBufferMemory(Memory):
         # over the floor) is zeroed in the read.
         bias = torch.zeros((), dtype=heads.dtype, device=device)
         if self.age_bias is not None:
-            bias = self._sequence_age_logits(t_len).to(heads.dtype)
+            bias = self._sequence_age_logits(t_len, ranks).to(heads.dtype)
         bias = torch.where(visible[:, None], bias, hidden_floor(heads.dtype))
-        bias = bias.expand(b, self.num_heads, t_len, n + t_len)
+        bias = bias.expand(b, self.num_heads, t_len, ranks + t_len)
         attended = F.scaled_dot_product_attention(
             heads.transpose(1, 2), all_keys.transpose(1, 2), all_values.transpose(1, 2), attn_mask=bias, scale=1.0
         ).transpose(1, 2)  # [B, T, nh, dv]

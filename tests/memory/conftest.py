@@ -43,6 +43,11 @@ MEMORIES = {
         KVMemory(QUERY, capacity=5, num_heads=3, head_dim=3, key_lag=[1, 0, 1], age_bias=True)
     ),
     "kv_age": lambda: _random_age_bias(KVMemory(QUERY, capacity=5, num_heads=2, head_dim=3, age_bias=True)),
+    # a capacity longer than the episodes of the tests: a sequence read attends over only the newest carried
+    # ranks some step sees (16 of 40 here), which must change nothing
+    "kv_age_long": lambda: _random_age_bias(
+        KVMemory(QUERY, capacity=40, num_heads=2, head_dim=3, key_lag=[1, 0], age_bias=True)
+    ),
     "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
     "parallel": lambda: ParallelMemory(
