@@ -19,7 +19,6 @@ one number per head instead of a content match.
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -128,11 +127,11 @@ class CircularBufferMemory(Memory):
         # then writes at slot 0.
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
-        scores = scaled_dot(self._query_heads(query.unsqueeze(1)), keys, scale=1.0)  # [B, nh, 1, N]
+        scores = dot_logits(self._query_heads(query.unsqueeze(1)), keys)  # [B, nh, 1, N]
         if self.age_bias is not None:
             scores = scores + self._slot_age_logits(pointer)
         attn = masked_softmax(scores, valid[:, None, None, :])
-        read = self._output(attend(attn, values)[:, 0])
+        read = self._output(attend_step(attn[:, :, 0], values))
 
         # The new entry into a copy of the buffer: the caller's state is left as it was (`predict_value`
         # peeks from it); inside `write_in_place()` into the buffer itself, no copy at all.
@@ -282,7 +281,7 @@ class CircularBufferMemory(Memory):
             new_state["previous"] = query[:, -1].to(state["previous"].dtype)
         with torch.no_grad():  # the attention statistics of a few sequences, recomputed: cheap every minibatch
             sample = slice(0, DIAGNOSTIC_SEQUENCES)
-            scores = scaled_dot(heads[sample], all_keys[sample], scale=1.0) + bias[sample]
+            scores = dot_logits(heads[sample], all_keys[sample]) + bias[sample]
             self._attention = scores.softmax(-1) * sees[sample, None, :, None]
         self._fill = new_state["valid"].float().mean()
         return read, new_state
@@ -310,11 +309,10 @@ def hidden_floor(dtype: torch.dtype) -> float:
     return -min(1e9, torch.finfo(dtype).max / 4)
 
 
-def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor, scale: float | None = None) -> torch.Tensor:
-    """`query_heads [B, T, nh, d]`, `keys [B, M, nh, d]` -> logits `[B, nh, T, M]` scaled by `scale`
-    (default `1/sqrt(d)`; the query is scaled, not the logits)."""
+def dot_logits(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """`query_heads [B, T, nh, d]` (scaled already: see `_query_heads`), `keys [B, M, nh, d]` -> logits
+    `[B, nh, T, M]`."""
     b, t_len, nh, d = query_heads.shape
-    query_heads = query_heads * (scale if scale is not None else 1 / math.sqrt(d))
     if t_len == 1:  # one step: the stored keys as they lie, [B, M, nh * d], times a block-diagonal query
         eye = torch.eye(nh, dtype=query_heads.dtype, device=query_heads.device)
         block = query_heads[:, 0, :, :, None] * eye[:, None]  # [B, nh, d, nh]: head h's query in column h
@@ -322,10 +320,10 @@ def scaled_dot(query_heads: torch.Tensor, keys: torch.Tensor, scale: float | Non
     return torch.matmul(query_heads.transpose(1, 2), keys.permute(0, 2, 3, 1))
 
 
-def attend(attn: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """`attn [B, nh, T, M]`, `values [B, M, nh, d]` -> the attended values `[B, T, nh, d]`."""
-    b, nh, t_len, _ = attn.shape
-    if t_len == 1:  # one step: [B, nh, M] times the values as they lie, [B, M, nh * d]; each head's own block
-        out = torch.bmm(attn[:, :, 0], values.reshape(b, values.shape[1], -1)).view(b, nh, nh, -1)
-        return out.diagonal(dim1=1, dim2=2).transpose(1, 2).unsqueeze(1)
-    return torch.matmul(attn, values.transpose(1, 2)).transpose(1, 2)
+def attend_step(attn: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One step's read: `attn [B, nh, M]`, `values [B, M, nh, d]` -> the attended values `[B, nh, d]`.
+
+    The weights times the values as they lie, `[B, M, nh * d]`, keeping each head's own block."""
+    b, nh, _ = attn.shape
+    out = torch.bmm(attn, values.reshape(b, values.shape[1], -1)).view(b, nh, nh, -1)
+    return out.diagonal(dim1=1, dim2=2).transpose(1, 2)

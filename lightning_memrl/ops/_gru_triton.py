@@ -137,10 +137,11 @@ def scan_forward(
     out, prev, n, gh_n = (gi_t.new_empty(T, B, H) for _ in range(4))
     rz = gi_t.new_empty(T, B, 2 * H)
     grid = (triton.cdiv(B, BLOCK_B),)
+    # 8 warps: 1.43 ms against 2.25 at 4 for T=128, B=1,024, H=128 on an H100
     _forward_kernel[grid](
         gi_t, h0.contiguous(), keep_t, weight_hh.t().contiguous(), bias_hh.contiguous(), prev, rz, n, gh_n, out, B, T=T,
         H=H, BLOCK=BLOCK_B, KC=_chunk(H), num_warps=8, num_stages=1,
-    )  # fmt: skip  (8 warps: 1.43 ms against 2.25 at 4 for T=128, B=1,024, H=128 on an H100)
+    )  # fmt: skip
     return out, prev, rz, n, gh_n
 
 
