@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import lightning as L
@@ -242,10 +243,13 @@ class RecurrentPPO(L.LightningModule):
         action = dist.mode() if greedy else dist.sample(generator)
         return Action(action, dist.log_prob(action), self._return_scale_value(features), state)
 
-    def acting_in_place(self) -> AbstractContextManager:
-        """A context in which `act` may write into the state it is given (the memory's `write_in_place`):
-        for callers that replace that state by the step's result anyway (the collector, the evaluator)."""
-        return nullcontext() if self.memory is None else self.memory.write_in_place()
+    @contextmanager
+    def acting_in_place(self) -> Iterator[None]:
+        """A context in which `act` may write into the state it is given (the controller's and the memory's
+        `write_in_place`): for callers that replace that state by the step's result anyway (the collector, the
+        evaluator)."""
+        with self.controller.write_in_place(), nullcontext() if self.memory is None else self.memory.write_in_place():
+            yield
 
     @torch.no_grad()
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:

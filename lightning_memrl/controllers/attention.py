@@ -1,11 +1,14 @@
-"""Causal self-attention over the episode so far, with a sliding-window KV cache as its recurrent state.
+"""Causal self-attention over the episode so far, with a ring-buffer KV cache as its recurrent state.
 
 Every step attends to itself and to at most `context` earlier steps of its own episode. The state
-carries the last `context` keys and values, their validity, and the episode time of the next step,
-so a sequence can continue from where the last call (or the last acting step) stopped:
-`forward_step` x T equals `forward_sequence`. Inside a sequence, episode boundaries are a block mask
-(keys of an earlier episode are never attended). Positions are rotary embeddings of the *episode
-time*, so step and sequence see the same relative positions, whatever the call boundaries.
+carries the keys and values of the last `context + 1` steps in a ring (episode time `t` in slot
+`t % (context + 1)`), their validity, and the episode time of the next step, so a sequence can continue
+from where the last call (or the last acting step) stopped: `forward_step` x T equals `forward_sequence`.
+A step writes one slot and reads the ring as it lies (attention does not care about order), so acting
+inside `write_in_place()` touches one entry per env instead of shifting the whole cache. Inside a
+sequence, episode boundaries are a block mask (keys of an earlier episode are never attended).
+Positions are rotary embeddings of the *episode time*, so step and sequence see the same relative
+positions, whatever the call boundaries.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError
 
 AttentionState = dict[str, torch.Tensor]
-"""`key`/`value [B, context, heads, head_dim]` (rotary keys), `valid [B, context]` (1.0 = attendable),
-`time [B]` (episode time of the next step)."""
+"""`key`/`value [B, context + 1, heads, head_dim]` (rotary keys; episode time `t` in slot `t % (context + 1)`),
+`valid [B, context + 1]` (1.0 = attendable), `time [B]` (episode time of the next step)."""
 
 
 def _rotary(x: torch.Tensor, time: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
@@ -32,12 +35,13 @@ def _rotary(x: torch.Tensor, time: torch.Tensor, inv_freq: torch.Tensor) -> torc
 
 
 class CausalSelfAttention(Controller):
-    """Multi-head causal self-attention of width `d_model` with a sliding-window KV cache state.
+    """Multi-head causal self-attention of width `d_model` with a ring-buffer KV cache state.
 
     Args:
         d_model: input and output width.
         num_heads: attention heads (`d_model` must be a multiple; head_dim must be even for rotary).
-        context: how many earlier steps each step may attend to (the cache length).
+        context: how many earlier steps each step may attend to (the cache holds `context + 1` steps:
+            those and the step itself).
         rope_base: rotary frequency base; larger bases resolve longer distances.
         query_block: queries processed per block in `forward_sequence`, bounding the mask memory
             at `[B, heads, query_block, context + query_block]`.
@@ -59,14 +63,27 @@ class CausalSelfAttention(Controller):
         inv_freq = rope_base ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
+    @property
+    def slots(self) -> int:
+        """Entries of the ring: the `context` earlier steps and the step itself."""
+        return self.context + 1
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> AttentionState:
-        cache = torch.zeros(batch_size, self.context, self.num_heads, self.head_dim, device=device)
+        cache = torch.zeros(batch_size, self.slots, self.num_heads, self.head_dim, device=device)
         return {
             "key": cache,
             "value": cache.clone(),
-            "valid": torch.zeros(batch_size, self.context, device=device),
+            "valid": torch.zeros(batch_size, self.slots, device=device),
             "time": torch.zeros(batch_size, device=device),
         }
+
+    def _check_cache(self, state: AttentionState) -> None:
+        if state["key"].shape[1] != self.slots:
+            raise ConfigError(
+                f"{type(self).__name__} with context {self.context} keeps {self.slots} cache entries, got a state with "
+                f"{state['key'].shape[1]} (a state saved by another context, or by a version that kept `context` "
+                "entries in time order): start from `initial_state`"
+            )
 
     def _project(self, x: torch.Tensor, time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).unbind(-3)
@@ -75,32 +92,43 @@ class CausalSelfAttention(Controller):
     def forward_step(
         self, x: torch.Tensor, state: AttentionState, reset: torch.Tensor
     ) -> tuple[torch.Tensor, AttentionState]:
+        self._check_cache(state)
         keep = (~reset).to(state["valid"].dtype)
         time = state["time"] * keep
-        valid = torch.cat([state["valid"] * keep[:, None], keep.new_ones(x.shape[0], 1)], dim=1)  # [B, W+1]
+        slot = (time.long() % self.slots)[:, None]  # [B, 1]: the oldest entry's slot, or 0 after a reset
         q, k, v = self._project(x[:, None], time[:, None])  # [B, 1, heads, head_dim]
-        keys = torch.cat([state["key"], k], dim=1)
-        values = torch.cat([state["value"], v], dim=1)
+        keys, values = self._write(state["key"], slot, k), self._write(state["value"], slot, v)
+        valid = (state["valid"] * keep[:, None]).scatter(1, slot, 1.0)
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), attn_mask=valid[:, None, None, :] > 0.5
         )
         y = self.out_proj(out.reshape(x.shape[0], -1))
-        return y, {"key": keys[:, 1:], "value": values[:, 1:], "valid": valid[:, 1:], "time": time + 1}
+        return y, {"key": keys, "value": values, "valid": valid, "time": time + 1}
+
+    def _write(self, cache: torch.Tensor, slot: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
+        """`cache [B, S, heads, head_dim]` with `entry [B, 1, heads, head_dim]` at `slot [B, 1]`: a copy, or the cache
+        itself inside `write_in_place()`."""
+        out = cache if self.in_place else cache.clone()
+        return out.scatter_(1, slot[..., None, None].expand(-1, -1, *cache.shape[2:]), entry.to(out.dtype))
 
     def forward_sequence(
         self, x: torch.Tensor, state: AttentionState, reset: torch.Tensor
     ) -> tuple[torch.Tensor, AttentionState]:
+        self._check_cache(state)
         B, T, _ = x.shape
-        W = self.context
+        W, S = self.context, self.slots
         steps = torch.arange(T, device=x.device)
         seg = reset.to(torch.int64).cumsum(dim=1)  # episode id inside the call; the cache is episode 0
         last_reset = torch.cummax(torch.where(reset, steps, -1), dim=1).values
         time = torch.where(last_reset >= 0, steps - last_reset, state["time"][:, None] + steps)  # [B, T]
         q, k, v = self._project(x, time)
-        keys = torch.cat([state["key"], k], dim=1)  # [B, W+T, heads, head_dim]; query t sits at index W+t
-        values = torch.cat([state["value"], v], dim=1)
+        # The W newest carried entries in time order (W .. 1 steps back), then this call's: query t sits at W + t.
+        back = torch.arange(W, 0, -1, device=x.device)
+        carried = (state["time"].long()[:, None] - back) % S  # [B, W]
+        keys = torch.cat([_gather_slots(state["key"], carried), k], dim=1)  # [B, W+T, heads, head_dim]
+        values = torch.cat([_gather_slots(state["value"], carried), v], dim=1)
         key_seg = torch.cat([seg.new_zeros(B, W), seg], dim=1)  # [B, W+T]
-        key_valid = torch.cat([state["valid"] > 0.5, reset.new_ones(B, T)], dim=1)
+        key_valid = torch.cat([state["valid"].gather(1, carried) > 0.5, reset.new_ones(B, T)], dim=1)
         outputs = []
         for t0 in range(0, T, self.query_block):
             t1 = min(T, t0 + self.query_block)
@@ -118,9 +146,28 @@ class CausalSelfAttention(Controller):
             )
             outputs.append(out.transpose(1, 2))
         y = self.out_proj(torch.cat(outputs, dim=1).reshape(B, T, -1))
-        valid = (key_valid & (key_seg == seg[:, -1:]))[:, -W:].to(state["valid"].dtype)
-        new_state = {"key": keys[:, -W:], "value": values[:, -W:], "valid": valid, "time": time[:, -1] + 1}
+
+        # The ring as the steps leave it: each slot holds its last writer of this call (of any episode), else what
+        # it held; valid are the slots written in the last episode, and the carried valid ones not overwritten
+        # when the call had no reset.
+        writes = (time.long() % S)[:, :, None] == torch.arange(S, device=x.device)  # [B, T, S]
+        writer = torch.where(writes, steps[None, :, None], -1).amax(1)  # [B, S]
+        written = writer >= 0
+        written_in_last = (writes & (seg == seg[:, -1:])[:, :, None]).any(1)
+        kept = (seg[:, -1] == 0)[:, None] & ~written & (state["valid"] > 0.5)
+        index = writer.clamp_min(0)
+        new_state = {
+            "key": torch.where(written[..., None, None], _gather_slots(k, index), state["key"]),
+            "value": torch.where(written[..., None, None], _gather_slots(v, index), state["value"]),
+            "valid": (written_in_last | kept).to(state["valid"].dtype),
+            "time": time[:, -1] + 1,
+        }
         return y, new_state
+
+
+def _gather_slots(cache: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`cache [B, S, heads, head_dim]` at `index [B, M]` -> `[B, M, heads, head_dim]`."""
+    return cache.gather(1, index[..., None, None].expand(-1, -1, *cache.shape[2:]))
 
 
 class Transformer(ResidualStack):

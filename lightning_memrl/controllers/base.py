@@ -8,6 +8,8 @@ zeroed *before* step `t`, inside the call, so one call can span episode boundari
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -25,12 +27,32 @@ class Controller(nn.Module, ABC):
             kernel and a PyTorch path (`"triton"`, `"eager (the inputs are on cpu)"`); None where it has no choice.
         cuda_graph_blocker: why `forward_step` cannot be replayed as a CUDA graph (host syncs, state outside
             the returned state), or None where it can: acting is then captured.
+        in_place: whether `forward_step` may write into the state it is given (inside `write_in_place()`).
     """
 
     input_size: int
     output_size: int
     sequence_kernel: str | None = None
     cuda_graph_blocker: str | None = None
+    in_place: bool = False
+
+    @contextmanager
+    def write_in_place(self) -> Iterator[None]:
+        """A context in which `forward_step` may write into the state it is given instead of a copy.
+
+        The collector and the evaluator enter it (through the agent's `acting_in_place`) for their acting step,
+        whose state they replace by the step's result anyway: every controller inside this one takes it, and one
+        with a large state (the Transformer's KV ring) writes its one new entry where it is instead of copying
+        the whole cache. Outside it `forward_step` leaves its input state as it was.
+        """
+        controllers = [m for m in self.modules() if isinstance(m, Controller)]
+        for controller in controllers:
+            controller.in_place = True
+        try:
+            yield
+        finally:
+            for controller in controllers:
+                controller.in_place = False
 
     @abstractmethod
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:

@@ -64,6 +64,24 @@ def test_step_equals_sequence_with_random_resets(name, batch, steps, reset_p, se
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_step_leaves_its_input_state_as_it_was_unless_written_in_place(name):
+    """Outside `write_in_place()` the given state is untouched; inside, the step's result is the same."""
+    ctl = CONTROLLERS[name]()
+    gen = torch.Generator().manual_seed(8)
+    state = random_state(ctl.initial_state(3), gen)
+    before = map_states(torch.clone, state)
+    x, reset = torch.randn(3, 3, generator=gen), torch.tensor([False, True, False])
+    with torch.no_grad():
+        y, after = ctl.forward_step(x, state, reset)
+        _close(state, before, tol=0)
+        with ctl.write_in_place():
+            y_in_place, after_in_place = ctl.forward_step(x, state, reset)
+    assert not any(m.in_place for m in ctl.modules() if hasattr(m, "in_place"))  # and the context is left
+    torch.testing.assert_close(y_in_place, y, atol=0, rtol=0)
+    _close(after_in_place, after, tol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_sequence_split_across_calls_equals_one_call(name):
     ctl = CONTROLLERS[name]()
     gen = torch.Generator().manual_seed(3)

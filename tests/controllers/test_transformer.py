@@ -1,4 +1,4 @@
-"""Transformer: sliding-window context, episode masking and relative (rotary) positions."""
+"""Transformer: sliding-window context, the KV ring, episode masking and relative (rotary) positions."""
 
 import pytest
 import torch
@@ -24,8 +24,34 @@ def test_keys_of_an_earlier_episode_are_never_attended():
     y, state = layer.forward_sequence(x, layer.initial_state(1), reset)
     (grad,) = torch.autograd.grad(y[0, 4:].sum(), x)
     assert grad[0, :4].abs().max() == 0
-    assert state["valid"][0, -6:].tolist() == [1.0] * 6 and state["valid"][0, :-6].abs().max() == 0
+    # episode times 0 .. 5 of the last episode sit in slots 0 .. 5 of the 17-entry ring
+    assert state["valid"][0].tolist() == [1.0] * 6 + [0.0] * 11
     assert state["time"].tolist() == [6.0]
+
+
+def test_a_step_writes_one_slot_of_the_ring_in_place():
+    """Inside `write_in_place()` the step's key and value go into the given cache, at slot `time % (context + 1)`,
+    and nothing else of the cache moves."""
+    layer = CausalSelfAttention(8, num_heads=2, context=3)
+    state = layer.initial_state(2)
+    for t in range(7):  # past the ring's 4 slots: the slot of episode time t is t % 4
+        before = state["key"].clone()
+        with torch.no_grad(), layer.write_in_place():
+            _, after = layer.forward_step(torch.randn(2, 8), state, torch.zeros(2, dtype=torch.bool))
+        assert after["key"] is state["key"] and after["value"] is state["value"]
+        changed = (after["key"] != before).flatten(2).any(-1)  # [B, slots]
+        assert changed.tolist() == [[slot == t % 4 for slot in range(4)]] * 2
+        state = after
+    assert state["valid"].tolist() == [[1.0] * 4] * 2
+
+
+def test_a_state_of_another_cache_length_is_refused():
+    layer = CausalSelfAttention(8, num_heads=2, context=3)
+    old = {**layer.initial_state(2), "key": torch.zeros(2, 3, 2, 4), "value": torch.zeros(2, 3, 2, 4)}
+    with pytest.raises(ConfigError, match="keeps 4 cache entries, got a state with 3"):
+        layer.forward_step(torch.randn(2, 8), old, torch.zeros(2, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="initial_state"):
+        layer.forward_sequence(torch.randn(2, 5, 8), old, torch.zeros(2, 5, dtype=torch.bool))
 
 
 def test_positions_are_relative_to_the_episode():
