@@ -7,9 +7,10 @@ from torch.utils.data import DataLoader
 
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.agents.epoch_means import EpochMeans
-from lightning_memrl.controllers import GRU, LSTM
+from lightning_memrl.controllers import GRU, LSTM, Transformer
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.errors import ConfigError, TrainingDivergedError
+from lightning_memrl.memory import KVMemory
 
 
 def _tiny(controller=None, **model_kwargs):
@@ -132,3 +133,21 @@ def test_the_optimizer_is_the_fused_adam_over_every_parameter():
     optimizer = agent.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"]
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(agent.parameters()))
+
+
+def test_acting_in_place_writes_the_controllers_and_the_memorys_state_where_it_is():
+    """The collector's step (inside `acting_in_place`) writes the Transformer's KV ring and the memory's buffer
+    into the state it is given; outside, `act` leaves that state as it was."""
+    dm = RolloutDataModule(env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=4)
+    controller = Transformer(hidden_size=16, num_heads=2, context=4)
+    memory = KVMemory(query_size=16, capacity=4, num_heads=2, head_dim=4)
+    agent = RecurrentPPO(controller, env_spec=dm.env_spec, memory=memory)
+    obs, reset = torch.randn(4, dm.env_spec.observation_size), torch.zeros(4, dtype=torch.bool)
+    state = agent.initial_state(4)
+    with torch.no_grad():
+        copied = agent.act(obs, state, reset).state
+        with agent.acting_in_place():
+            written = agent.act(obs, state, reset).state
+    caches = lambda s: [s["controller"][0]["key"], s["controller"][1]["value"], s["memory"]["keys"]]
+    assert all(a is not b for a, b in zip(caches(copied), caches(state), strict=True))
+    assert all(a is b for a, b in zip(caches(written), caches(state), strict=True))
