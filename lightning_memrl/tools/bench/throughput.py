@@ -22,7 +22,8 @@ import argparse
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -35,6 +36,17 @@ from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.tools.bench.agent_parts import agent_parts
 from lightning_memrl.tools.bench.controllers import controller_factories
 from lightning_memrl.tools.bench.timing import synchronize
+
+
+@contextmanager
+def float32_matmul_precision(precision: str) -> Iterator[None]:
+    """`torch.set_float32_matmul_precision(precision)` inside the context, the previous setting after it."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 class _IterationTimer(L.Callback):
@@ -73,13 +85,15 @@ def run(
     memory: str | None = None,
     configs: Sequence[str] = (),
     cuda_graphs: str = "auto",
+    matmul_precision: str = "highest",
 ) -> dict[str, Any] | None:
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
     `controller` names one of `memrl bench controllers`' controllers (gru, lstm, mamba2, ...) or a class
     path; `memory` a memory config name, file or class path; `configs` config files whose `model:` parts
     (controller, memory, memory flags) are used (see `agent_parts`). `fused_scan` is the GRU's requested
-    scan (Triton kernels on CUDA, eager, or automatic); `cuda_graphs` the data module's switch. The result
+    scan (Triton kernels on CUDA, eager, or automatic); `cuda_graphs` the data module's switch;
+    `matmul_precision` PyTorch's float32 matmul precision (`high`: TF32 on GPUs that have it). The result
     says what ran: `ran` (each choosing controller's kernel, e.g. `{"GRU": "triton"}`, and `acting`: `cuda
     graph` or `eager (why)`) and `device` (its name).
     `devices > 1` trains under DDP with `num_envs` envs per device; returns None on ranks other than 0.
@@ -116,7 +130,8 @@ def run(
     )
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(agent, dm)
+    with float32_matmul_precision(matmul_precision):
+        trainer.fit(agent, dm)
     if trainer.global_rank != 0:
         return None
     steps *= trainer.world_size
@@ -138,6 +153,7 @@ def run(
         "minibatches": num_minibatches,
         "update_epochs": update_epochs,
         "precision": precision,
+        "matmul_precision": matmul_precision,
         "device": _device_name(trainer.strategy.root_device),
         "torch_threads": torch.get_num_threads(),
         "iterations_timed": iterations,
@@ -194,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--devices", type=int, default=1, help="GPUs (or CPU processes); more than 1 trains under DDP, --num-envs each"
     )
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument(
+        "--matmul-precision",
+        choices=("highest", "high", "medium"),
+        default="highest",
+        help="torch.set_float32_matmul_precision (high: TF32 matmuls on GPUs that have them)",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
     if args.devices > 1 and len(args.num_envs) > 1:
@@ -219,11 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory=args.memory,
             configs=args.config,
             cuda_graphs=cuda_graphs,
+            matmul_precision=args.matmul_precision,
         )
         if result is None:  # a DDP rank other than 0
             return 0
         results.append(result)
         ran = ", ".join(f"{name} {kernel}" for name, kernel in result["ran"].items())
+        ran += f", float32 matmuls {args.matmul_precision}"
         print(
             f"{result['agent']} [ran: {ran}] num_envs={num_envs:>6} x {args.devices} {result['device']}: "
             f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from lightning_memrl.ops.kernel_choice import forget_warnings
 from lightning_memrl.tools.main import main
@@ -33,6 +34,23 @@ def test_throughput_benchmark_prints_and_writes_what_ran(tmp_path, capsys):
     assert result["fused_scan"] is True  # the request
     assert result["ran"]["GRU"] == "eager (the inputs are on cpu; triton is not installed)"  # what ran
     assert "[ran: GRU eager (the inputs are on cpu" in capsys.readouterr().out
+
+
+def test_throughput_runs_under_the_asked_float32_matmul_precision_and_restores_it(tmp_path, capsys, monkeypatch):
+    import lightning_memrl.tools.bench.throughput as throughput
+
+    seen = []
+    fit = throughput.L.Trainer.fit
+    monkeypatch.setattr(
+        throughput.L.Trainer, "fit", lambda *a, **k: seen.append(torch.get_float32_matmul_precision()) or fit(*a, **k)
+    )
+    out = tmp_path / "t.json"
+    args = ["bench", "throughput", "--num-envs", "4", "--hidden", "8", "--rollout-steps", "8", "--seq-len", "8"]
+    assert main([*args, "--iterations", "1", "--warmup", "1", "--matmul-precision", "high", "--json", str(out)]) == 0
+    assert seen == ["high"] and torch.get_float32_matmul_precision() == "highest"
+    (result,) = json.loads(out.read_text())
+    assert result["matmul_precision"] == "high"
+    assert "float32 matmuls high]" in capsys.readouterr().out
 
 
 def test_throughput_benchmark_takes_any_benchmarked_controller(tmp_path):
