@@ -20,6 +20,7 @@ from torch import nn
 from lightning_memrl.controllers.base import Controller
 from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError
+from lightning_memrl.ops.step_attention import step_attention
 
 AttentionState = dict[str, torch.Tensor]
 """`key`/`value [B, context + 1, heads, head_dim]` (rotary keys; episode time `t` in slot `t % (context + 1)`),
@@ -99,9 +100,9 @@ class CausalSelfAttention(Controller):
         q, k, v = self._project(x[:, None], time[:, None])  # [B, 1, heads, head_dim]
         keys, values = self._write(state["key"], slot, k), self._write(state["value"], slot, v)
         valid = (state["valid"] * keep[:, None]).scatter(1, slot, 1.0)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), attn_mask=valid[:, None, None, :] > 0.5
-        )
+        # One query per head over the ring: on CUDA a kernel that stops at each row's last valid slot (the ring
+        # fills from slot 0 after a reset), so a short episode reads few entries of a long cache.
+        out = step_attention(q[:, 0] * self.head_dim**-0.5, keys, values, valid > 0.5)  # [B, heads, head_dim]
         y = self.out_proj(out.reshape(x.shape[0], -1))
         return y, {"key": keys, "value": values, "valid": valid, "time": time + 1}
 

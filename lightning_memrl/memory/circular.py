@@ -29,7 +29,8 @@ from torch import nn
 
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory.base import Memory
-from lightning_memrl.memory.functional import check_query, masked_softmax, normalized_entropy
+from lightning_memrl.memory.functional import check_query, normalized_entropy
+from lightning_memrl.ops.step_attention import dot_logits, step_attention
 
 #: sequences of a minibatch whose attention `diagnostics` summarises
 DIAGNOSTIC_SEQUENCES = 2
@@ -127,11 +128,9 @@ class CircularBufferMemory(Memory):
         # then writes at slot 0.
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
-        scores = dot_logits(self._query_heads(query.unsqueeze(1)), keys)  # [B, nh, 1, N]
-        if self.age_bias is not None:
-            scores = scores + self._slot_age_logits(pointer)
-        attn = masked_softmax(scores, valid[:, None, None, :])
-        read = self._output(attend_step(attn[:, :, 0], values))
+        ages = None if self.age_bias is None else self.age_bias_scale * self.age_bias
+        heads = self._query_heads(query.unsqueeze(1))[:, 0]  # [B, nh, dk]
+        read = self._output(step_attention(heads, keys, values, valid, ages, pointer))
 
         # The new entry into a copy of the buffer: the caller's state is left as it was (`predict_value`
         # peeks from it); inside `write_in_place()` into the buffer itself, no copy at all.
@@ -155,12 +154,6 @@ class CircularBufferMemory(Memory):
         key, value = self._entries(query, query)
         lagged_key, _ = self._entries(previous, query)
         return torch.where(self._lagged_heads, lagged_key, key), value
-
-    def _slot_age_logits(self, pointer: torch.Tensor) -> torch.Tensor:
-        """Age logits of the stored slots read by a step with write pointer `pointer [B]`, `[B, heads, 1, N]`."""
-        slots = torch.arange(self.capacity, device=pointer.device)
-        rank = (pointer[:, None] - 1 - slots) % self.capacity  # [B, N]: writes since the slot's entry (0: the newest)
-        return (self.age_bias_scale * self.age_bias)[:, rank].transpose(0, 1).unsqueeze(2)  # age rank + 1 at index rank
 
     def _carried_ranks_read(self, see_carried: torch.Tensor) -> int:
         """How many carried ranks (newest first) a sequence read attends over: up to the oldest rank any step
@@ -307,23 +300,3 @@ def hidden_floor(dtype: torch.dtype) -> float:
     """The additive logit that hides an entry: far below any score, yet finite after the kernels' own
     scaling (no -inf, so a row that hides everything softmaxes to a uniform row, never NaN)."""
     return -min(1e9, torch.finfo(dtype).max / 4)
-
-
-def dot_logits(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """`query_heads [B, T, nh, d]` (scaled already: see `_query_heads`), `keys [B, M, nh, d]` -> logits
-    `[B, nh, T, M]`."""
-    b, t_len, nh, d = query_heads.shape
-    if t_len == 1:  # one step: the stored keys as they lie, [B, M, nh * d], times a block-diagonal query
-        eye = torch.eye(nh, dtype=query_heads.dtype, device=query_heads.device)
-        block = query_heads[:, 0, :, :, None] * eye[:, None]  # [B, nh, d, nh]: head h's query in column h
-        return torch.bmm(keys.reshape(b, -1, nh * d), block.reshape(b, nh * d, nh)).transpose(1, 2).unsqueeze(2)
-    return torch.matmul(query_heads.transpose(1, 2), keys.permute(0, 2, 3, 1))
-
-
-def attend_step(attn: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """One step's read: `attn [B, nh, M]`, `values [B, M, nh, d]` -> the attended values `[B, nh, d]`.
-
-    The weights times the values as they lie, `[B, M, nh * d]`, keeping each head's own block."""
-    b, nh, _ = attn.shape
-    out = torch.bmm(attn, values.reshape(b, values.shape[1], -1)).view(b, nh, nh, -1)
-    return out.diagonal(dim1=1, dim2=2).transpose(1, 2)

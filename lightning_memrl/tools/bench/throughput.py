@@ -39,9 +39,15 @@ from lightning_memrl.tools.bench.timing import synchronize
 
 
 @contextmanager
-def float32_matmul_precision(precision: str) -> Iterator[None]:
-    """`torch.set_float32_matmul_precision(precision)` inside the context, the previous setting after it."""
+def float32_matmul_precision(precision: str | None) -> Iterator[None]:
+    """`torch.set_float32_matmul_precision(precision)` inside the context, the previous setting after it.
+
+    None or the setting in effect changes nothing: setting even the default `highest` pins oneDNN's CPU matmuls
+    to IEEE float32 (`torch.backends.mkldnn.matmul.fp32_precision`), which measured about 10% slower end to end."""
     previous = torch.get_float32_matmul_precision()
+    if precision is None or precision == previous:
+        yield
+        return
     torch.set_float32_matmul_precision(precision)
     try:
         yield
@@ -85,7 +91,7 @@ def run(
     memory: str | None = None,
     configs: Sequence[str] = (),
     cuda_graphs: str = "auto",
-    matmul_precision: str = "highest",
+    matmul_precision: str | None = None,
 ) -> dict[str, Any] | None:
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
@@ -93,7 +99,7 @@ def run(
     path; `memory` a memory config name, file or class path; `configs` config files whose `model:` parts
     (controller, memory, memory flags) are used (see `agent_parts`). `fused_scan` is the GRU's requested
     scan (Triton kernels on CUDA, eager, or automatic); `cuda_graphs` the data module's switch;
-    `matmul_precision` PyTorch's float32 matmul precision (`high`: TF32 on GPUs that have it). The result
+    `matmul_precision` PyTorch's float32 matmul precision (`high`: TF32 on GPUs that have it; None: as set). The result
     says what ran: `ran` (each choosing controller's kernel, e.g. `{"GRU": "triton"}`, and `acting`: `cuda
     graph` or `eager (why)`) and `device` (its name).
     `devices > 1` trains under DDP with `num_envs` envs per device; returns None on ranks other than 0.
@@ -153,7 +159,7 @@ def run(
         "minibatches": num_minibatches,
         "update_epochs": update_epochs,
         "precision": precision,
-        "matmul_precision": matmul_precision,
+        "matmul_precision": matmul_precision or torch.get_float32_matmul_precision(),
         "device": _device_name(trainer.strategy.root_device),
         "torch_threads": torch.get_num_threads(),
         "iterations_timed": iterations,
@@ -213,8 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--matmul-precision",
         choices=("highest", "high", "medium"),
-        default="highest",
-        help="torch.set_float32_matmul_precision (high: TF32 matmuls on GPUs that have them)",
+        help="torch.set_float32_matmul_precision for the fit (high: TF32 matmuls on GPUs that have them); default: "
+        "as set",
     )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
@@ -247,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         results.append(result)
         ran = ", ".join(f"{name} {kernel}" for name, kernel in result["ran"].items())
-        ran += f", float32 matmuls {args.matmul_precision}"
+        ran += f", float32 matmuls {result['matmul_precision']}"
         print(
             f"{result['agent']} [ran: {ran}] num_envs={num_envs:>6} x {args.devices} {result['device']}: "
             f"{result['env_steps_per_s']:>12,.0f} env-steps/s end to end "

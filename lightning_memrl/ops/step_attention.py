@@ -1,0 +1,113 @@
+"""One acting step's attention read over a per-row buffer of entries: reference and a Triton kernel.
+
+A memory's or a KV cache's step reads `N` stored entries per row with one query per head. The reference
+reads every slot (two batched matrix products over the whole buffer: at 4,096 rows and 1,024 slots that is
+2 GB of keys and values per step). The buffers these reads serve fill from slot 0 after every reset (a
+circular memory restarts its pointer there, the Transformer's ring puts episode time `t` at `t % slots`),
+so a row's visible entries lie below its last visible slot, which is usually far below `N`: the Triton
+kernel (`ops._step_attention_triton`, one program per row and head, an online softmax over blocks of slots)
+stops there. Its result is the same up to float rounding; without a gradient only (acting, evaluation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_memrl.ops.kernel_choice import KernelChoice, choose_kernel
+from lightning_memrl.ops.triton_support import triton_available
+
+
+def dot_logits(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """`query_heads [B, T, nh, d]` (scaled already), `keys [B, M, nh, d]` -> logits `[B, nh, T, M]`."""
+    b, t_len, nh, d = query_heads.shape
+    if t_len == 1:  # one step: the stored keys as they lie, [B, M, nh * d], times a block-diagonal query
+        eye = torch.eye(nh, dtype=query_heads.dtype, device=query_heads.device)
+        block = query_heads[:, 0, :, :, None] * eye[:, None]  # [B, nh, d, nh]: head h's query in column h
+        return torch.bmm(keys.reshape(b, -1, nh * d), block.reshape(b, nh * d, nh)).transpose(1, 2).unsqueeze(2)
+    return torch.matmul(query_heads.transpose(1, 2), keys.permute(0, 2, 3, 1))
+
+
+def attend_step(attn: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One step's read: `attn [B, nh, M]`, `values [B, M, nh, d]` -> the attended values `[B, nh, d]`.
+
+    The weights times the values as they lie, `[B, M, nh * d]`, keeping each head's own block."""
+    b, nh, _ = attn.shape
+    out = torch.bmm(attn, values.reshape(b, values.shape[1], -1)).view(b, nh, nh, -1)
+    return out.diagonal(dim1=1, dim2=2).transpose(1, 2)
+
+
+def slot_age_logits(age_logits: torch.Tensor, pointer: torch.Tensor) -> torch.Tensor:
+    """The age logit of every slot of a ring read before the write at `pointer [B]`: `age_logits [nh, N]` holds
+    the logit of age `a` (the entry written `a` steps ago) at index `a - 1`; -> `[B, nh, 1, N]`."""
+    slots = torch.arange(age_logits.shape[1], device=pointer.device)
+    rank = (pointer[:, None] - 1 - slots) % age_logits.shape[1]  # [B, N]: writes since the slot's entry (0: newest)
+    return age_logits[:, rank].transpose(0, 1).unsqueeze(2)
+
+
+def step_attention_reference(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    visible: torch.Tensor,
+    age_logits: torch.Tensor | None = None,
+    pointer: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Softmax attention of one query per head over every slot; see `step_attention` for the arguments."""
+    scores = dot_logits(query[:, None], keys)  # [B, nh, 1, N]
+    if age_logits is not None:
+        scores = scores + slot_age_logits(age_logits, pointer)
+    # A finite floor, not -inf: a row with nothing visible softmaxes to a uniform row, zeroed below.
+    weights = scores.masked_fill(~visible[:, None, None, :], torch.finfo(scores.dtype).min).softmax(-1)
+    weights = weights * visible.any(-1)[:, None, None, None]
+    return attend_step(weights[:, :, 0], values)
+
+
+def step_attention_choice(query: torch.Tensor, keys: torch.Tensor, fused: bool | None = None) -> KernelChoice:
+    """Which read `step_attention` runs: `triton` or `eager`, and why not triton.
+
+    Warns once per reason where the kernel was requested (`fused=True`) or is the default on a CUDA device and
+    cannot run; a default on CPU is the eager read without a word.
+    """
+    blockers = [] if query.is_cuda else [f"the inputs are on {query.device.type}"]
+    blockers += [] if triton_available() else ["triton is not installed"]
+    if torch.is_grad_enabled() and (query.requires_grad or keys.requires_grad):
+        blockers.append("a gradient is needed (the kernel has no backward)")
+    if not all(_power_of_two(size) for size in (query.shape[-1], keys.shape[-1])):
+        blockers.append(f"head size {query.shape[-1]} is not a power of two")
+    names = {"fused_name": "triton", "fallback_name": "eager"}
+    return choose_kernel("step attention", fused, blockers, **names, expected=query.is_cuda)
+
+
+def step_attention(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    visible: torch.Tensor,
+    age_logits: torch.Tensor | None = None,
+    pointer: torch.Tensor | None = None,
+    fused: bool | None = None,
+) -> torch.Tensor:
+    """One step's read: softmax over the visible slots of `query . key (+ the slot's age logit)`, times the values.
+
+    Args:
+        query: `[B, nh, d]` per-head queries, scale included.
+        keys: `[B, N, nh, d]` stored keys.
+        values: `[B, N, nh, dv]` stored values.
+        visible: `[B, N]` bool, the slots the read may see; a row that sees none reads zeros.
+        age_logits: `[nh, N]`, the logit of age `a` at index `a - 1` (optional), with
+        pointer: `[B]` long, the slot the next write goes to (the newest entry sits just before it).
+        fused: the Triton kernel (`True`; where it cannot run, eager with a warning), eager (`False`), or the
+            kernel where it can run (`None`; see `step_attention_choice`).
+
+    Returns:
+        `[B, nh, dv]` attended values.
+    """
+    if not step_attention_choice(query, keys, fused).fused:
+        return step_attention_reference(query, keys, values, visible, age_logits, pointer)
+    from lightning_memrl.ops._step_attention_triton import step_attention_triton
+
+    return step_attention_triton(query, keys, values, visible, age_logits, pointer)
+
+
+def _power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0

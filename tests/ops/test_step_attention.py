@@ -1,0 +1,84 @@
+"""One step's attention read: the reference is softmax attention over the visible slots; the Triton kernel
+(reading each row's slots up to its last visible one) equals it on CUDA."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_memrl.ops.kernel_choice import forget_warnings
+from lightning_memrl.ops.step_attention import step_attention, step_attention_choice, step_attention_reference
+
+
+def _inputs(b, n, nh, d, dv, seed, device="cpu", age=True):
+    g = torch.Generator().manual_seed(seed)
+    query, keys = torch.randn(b, nh, d, generator=g), torch.randn(b, n, nh, d, generator=g)
+    values, visible = torch.randn(b, n, nh, dv, generator=g), torch.rand(b, n, generator=g) < 0.5
+    visible[0] = False  # a row that sees nothing
+    if b > 1:
+        visible[1] = torch.arange(n) < n // 3  # a ring filled from slot 0 since its last reset
+    ages = torch.randn(nh, n, generator=g) if age else None
+    pointer = torch.randint(0, n, (b,), generator=g) if age else None
+    move = lambda x: None if x is None else x.to(device)
+    return [move(x) for x in (query, keys, values, visible, ages, pointer)]
+
+
+def _naive(query, keys, values, visible, ages, pointer):
+    """Row by row, head by head, over the visible slots only."""
+    b, n, nh, _ = keys.shape
+    out = torch.zeros(b, nh, values.shape[-1])
+    for row in range(b):
+        seen = visible[row].nonzero()[:, 0]
+        for h in range(nh):
+            if not len(seen):
+                continue
+            logits = keys[row, seen, h] @ query[row, h]
+            if ages is not None:  # the entry in slot s was written (pointer - 1 - s) % N + 1 steps ago
+                logits = logits + ages[h, (pointer[row] - 1 - seen) % n]
+            out[row, h] = logits.softmax(0) @ values[row, seen, h]
+    return out
+
+
+@settings(max_examples=20, deadline=None)
+@given(b=st.integers(1, 4), n=st.integers(1, 12), nh=st.sampled_from([1, 2, 4]), seed=st.integers(0, 2**16))
+def test_the_reference_is_softmax_attention_over_the_visible_slots(b, n, nh, seed):
+    inputs = _inputs(b, n, nh, 4, 3, seed)
+    torch.testing.assert_close(step_attention_reference(*inputs), _naive(*inputs), atol=1e-5, rtol=1e-5)
+
+
+def test_without_a_fused_kernel_the_read_is_the_reference_and_gradients_flow():
+    forget_warnings()
+    query, keys, values, visible, ages, pointer = _inputs(3, 7, 2, 6, 4, 0)
+    query.requires_grad_(True)
+    choice = step_attention_choice(query, keys)
+    assert not choice.fused and choice.ran == "eager"
+    for blocker in ("the inputs are on cpu", "a gradient is needed", "head size 6 is not a power of two"):
+        assert blocker in choice.why
+    out = step_attention(query, keys, values, visible, ages, pointer)
+    out.sum().backward()
+    assert query.grad is not None and query.grad[0].abs().max() == 0  # the row that sees nothing
+    with pytest.warns(UserWarning, match="step attention: triton was requested but cannot run"):
+        step_attention(query.detach(), keys, values, visible, ages, pointer, fused=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(4096, 1024, 4, 16, 16), (300, 257, 4, 32, 32), (7, 70, 2, 16, 8)])
+@pytest.mark.parametrize("age", [True, False])
+def test_the_triton_kernel_equals_the_reference(shape, age):
+    inputs = _inputs(*shape, seed=1, device="cuda", age=age)
+    assert step_attention_choice(inputs[0], inputs[1]).fused
+    with torch.no_grad():
+        fused = step_attention(*inputs)
+        reference = step_attention(*inputs, fused=False)
+    torch.testing.assert_close(fused, reference, atol=2e-5, rtol=2e-5)
+    assert fused[0].abs().max() == 0
+
+
+@pytest.mark.gpu
+def test_the_triton_kernel_reads_strided_rows():
+    """A buffer whose rows are strided (a slice of a larger one) reads as its contiguous copy."""
+    query, keys, values, visible, _, _ = _inputs(5, 24, 2, 16, 16, seed=2, device="cuda", age=False)
+    with torch.no_grad():
+        fused = step_attention(query, keys[:, ::2], values[:, ::2], visible[:, ::2])
+        reference = step_attention(query, keys[:, ::2].contiguous(), values[:, ::2].contiguous(), visible[:, ::2])
+    torch.testing.assert_close(fused, reference, atol=2e-5, rtol=2e-5)
