@@ -11,16 +11,16 @@ from lightning_memrl.ops.step_attention import step_attention, step_attention_ch
 
 
 def _inputs(b, n, nh, d, dv, seed, device="cpu", age=True):
-    g = torch.Generator().manual_seed(seed)
-    query, keys = torch.randn(b, nh, d, generator=g), torch.randn(b, n, nh, d, generator=g)
-    values, visible = torch.randn(b, n, nh, dv, generator=g), torch.rand(b, n, generator=g) < 0.5
+    g = torch.Generator(device).manual_seed(seed)
+    draw = lambda fn, *shape: fn(*shape, generator=g, device=device)
+    query, keys, values = draw(torch.randn, b, nh, d), draw(torch.randn, b, n, nh, d), draw(torch.randn, b, n, nh, dv)
+    visible = draw(torch.rand, b, n) < 0.5
     visible[0] = False  # a row that sees nothing
     if b > 1:
-        visible[1] = torch.arange(n) < n // 3  # a ring filled from slot 0 since its last reset
-    ages = torch.randn(nh, n, generator=g) if age else None
-    pointer = torch.randint(0, n, (b,), generator=g) if age else None
-    move = lambda x: None if x is None else x.to(device)
-    return [move(x) for x in (query, keys, values, visible, ages, pointer)]
+        visible[1] = torch.arange(n, device=device) < n // 3  # a ring filled from slot 0 since its last reset
+    ages = draw(torch.randn, nh, n) if age else None
+    pointer = torch.randint(0, n, (b,), generator=g, device=device) if age else None
+    return [query, keys, values, visible, ages, pointer]
 
 
 def _naive(query, keys, values, visible, ages, pointer):
