@@ -18,22 +18,23 @@ _BLOCK_SLOTS = 32
 def _step_attention_kernel(
     q_ptr, k_ptr, v_ptr, visible_ptr, limit_ptr, age_ptr, pointer_ptr, out_ptr,
     N, NH, stride_kb, stride_kn, stride_vb, stride_vn,
-    D: tl.constexpr, DV: tl.constexpr, BLOCK: tl.constexpr, HAS_AGE: tl.constexpr,
+    D: tl.constexpr, DV: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_AGE: tl.constexpr,
 ):  # fmt: skip
     row = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
-    d = tl.arange(0, D)
-    dv = tl.arange(0, DV)
-    q = tl.load(q_ptr + (row * NH + head) * D + d).to(tl.float32)
+    d = tl.arange(0, D_PAD)  # head sizes padded to a power of two, the padding masked
+    dv = tl.arange(0, DV_PAD)
+    q = tl.load(q_ptr + (row * NH + head) * D + d, mask=d < D, other=0.0).to(tl.float32)
     limit = tl.load(limit_ptr + row)
     best = -1e30  # running max of the visible logits (a finite floor: no inf - inf)
     total = 0.0
-    acc = tl.zeros((DV,), tl.float32)
+    acc = tl.zeros((DV_PAD,), tl.float32)
     for start in range(0, limit, BLOCK):
         slots = start + tl.arange(0, BLOCK)
         seen = tl.load(visible_ptr + row * N + slots, mask=slots < limit, other=0) != 0
         k_at = k_ptr + row * stride_kb + slots[:, None] * stride_kn + head * D + d[None, :]
-        k = tl.load(k_at, mask=seen[:, None], other=0.0)
+        k = tl.load(k_at, mask=seen[:, None] & (d[None, :] < D), other=0.0)
         logits = tl.sum(k.to(tl.float32) * q[None, :], axis=1)
         if HAS_AGE:  # the entry in `slot` was written (pointer - 1 - slot) % N + 1 steps ago
             pointer = tl.load(pointer_ptr + row)
@@ -44,12 +45,12 @@ def _step_attention_kernel(
         weights = tl.where(seen, tl.exp(logits - new_best), 0.0)
         rescale = tl.exp(best - new_best)
         v_at = v_ptr + row * stride_vb + slots[:, None] * stride_vn + head * DV + dv[None, :]
-        v = tl.load(v_at, mask=seen[:, None], other=0.0)
+        v = tl.load(v_at, mask=seen[:, None] & (dv[None, :] < DV), other=0.0)
         acc = acc * rescale + tl.sum(weights[:, None] * v.to(tl.float32), axis=0)
         total = total * rescale + tl.sum(weights, axis=0)
         best = new_best
     out = acc / tl.where(total > 0, total, 1.0)  # a row that saw nothing reads zeros
-    tl.store(out_ptr + (row * NH + head) * DV + dv, out)
+    tl.store(out_ptr + (row * NH + head) * DV + dv, out, mask=dv < DV)
 
 
 def step_attention_triton(
@@ -75,6 +76,7 @@ def step_attention_triton(
     _step_attention_kernel[(b, nh)](
         query, keys, values, visible, limit, age, pointer, out,
         n, nh, keys.stride(0), keys.stride(1), values.stride(0), values.stride(1),
-        D=d, DV=dv, BLOCK=_BLOCK_SLOTS, HAS_AGE=has_age, num_warps=2,
+        D=d, DV=dv, D_PAD=triton.next_power_of_2(d), DV_PAD=triton.next_power_of_2(dv), BLOCK=_BLOCK_SLOTS,
+        HAS_AGE=has_age, num_warps=2,
     )  # fmt: skip
     return out.to(values.dtype)

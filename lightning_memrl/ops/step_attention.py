@@ -72,8 +72,6 @@ def step_attention_choice(query: torch.Tensor, keys: torch.Tensor, fused: bool |
     blockers += [] if triton_available() else ["triton is not installed"]
     if torch.is_grad_enabled() and (query.requires_grad or keys.requires_grad):
         blockers.append("a gradient is needed (the kernel has no backward)")
-    if not all(_power_of_two(size) for size in (query.shape[-1], keys.shape[-1])):
-        blockers.append(f"head size {query.shape[-1]} is not a power of two")
     names = {"fused_name": "triton", "fallback_name": "eager"}
     return choose_kernel("step attention", fused, blockers, **names, expected=query.is_cuda)
 
@@ -107,7 +105,3 @@ def step_attention(
     from lightning_memrl.ops._step_attention_triton import step_attention_triton
 
     return step_attention_triton(query, keys, values, visible, age_logits, pointer)
-
-
-def _power_of_two(n: int) -> bool:
-    return n >= 1 and n & (n - 1) == 0

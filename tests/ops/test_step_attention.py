@@ -52,7 +52,7 @@ def test_without_a_fused_kernel_the_read_is_the_reference_and_gradients_flow():
     query.requires_grad_(True)
     choice = step_attention_choice(query, keys)
     assert not choice.fused and choice.ran == "eager"
-    for blocker in ("the inputs are on cpu", "a gradient is needed", "head size 6 is not a power of two"):
+    for blocker in ("the inputs are on cpu", "a gradient is needed"):
         assert blocker in choice.why
     out = step_attention(query, keys, values, visible, ages, pointer)
     out.sum().backward()
@@ -62,7 +62,7 @@ def test_without_a_fused_kernel_the_read_is_the_reference_and_gradients_flow():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", [(4096, 1024, 4, 16, 16), (300, 257, 4, 32, 32), (7, 70, 2, 16, 8)])
+@pytest.mark.parametrize("shape", [(4096, 1024, 4, 16, 16), (300, 257, 4, 32, 32), (7, 70, 2, 16, 8), (5, 33, 3, 3, 5)])
 @pytest.mark.parametrize("age", [True, False])
 def test_the_triton_kernel_equals_the_reference(shape, age):
     inputs = _inputs(*shape, seed=1, device="cuda", age=age)
