@@ -1,6 +1,7 @@
 """`MemRLCLI`: the LightningCLI behind `memrl fit / validate / test`.
 
-It links the env spec from the data module to the agent, seeds everything from `data.seed`, and always
+It links the env spec from the data module to the agent, seeds everything from `data.seed`, sets PyTorch's
+float32 matmul precision where `--matmul_precision` asks (for the run, restored after it), and always
 checkpoints (atomically: `AtomicCheckpointIO`) and writes `results.json`. `--ckpt_path` is checked before
 anything is built: `last` is the newest run under `trainer.default_root_dir`, and a file that is not a
 usable checkpoint is a `ConfigError` naming it. The `memrl` command itself (and its tools) is
@@ -15,8 +16,10 @@ import random
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
+import torch
 from jsonargparse.typing import register_type
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -99,6 +102,13 @@ class MemRLCLI(LightningCLI):
         self._resolve_checkpoint()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--matmul_precision",
+            type=Literal["highest", "high", "medium"] | None,
+            default=None,
+            help="torch.set_float32_matmul_precision for the run: high lets float32 matmuls use TF32 on GPUs that have "
+            "it (faster, about 10 bits of mantissa in the products); default: PyTorch's setting, left as it is",
+        )
         parser.link_arguments("data.env_spec", "model.env_spec", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         # Every iteration (epoch) ends with a checkpoint: Lightning would otherwise save only after validations
@@ -106,8 +116,26 @@ class MemRLCLI(LightningCLI):
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_on_train_epoch_end": True})
         parser.add_lightning_class_args(ResultsJson, "results")
 
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.config.get("subcommand")) or self.config
+        precision = config.get("matmul_precision")
+        self._previous_precision = torch.get_float32_matmul_precision()
+        if precision is not None and precision != self._previous_precision:
+            torch.set_float32_matmul_precision(precision)
+            rank_zero_info(
+                f"memrl: float32 matmuls at {precision!r} precision for this run (torch.set_float32_matmul_precision)"
+            )
+
+    def _restore_matmul_precision(self) -> None:
+        previous = getattr(self, "_previous_precision", None)
+        if previous is not None and torch.get_float32_matmul_precision() != previous:
+            torch.set_float32_matmul_precision(previous)
+
     def before_fit(self) -> None:
         self._check_checkpoint_fits()
+
+    def after_fit(self) -> None:
+        self._restore_matmul_precision()
 
     def before_validate(self) -> None:
         self._check_checkpoint_fits()
@@ -115,6 +143,7 @@ class MemRLCLI(LightningCLI):
 
     def after_validate(self) -> None:
         self._quiet.__exit__(None, None, None)
+        self._restore_matmul_precision()
 
     def before_test(self) -> None:
         self._check_checkpoint_fits()
@@ -122,6 +151,7 @@ class MemRLCLI(LightningCLI):
 
     def after_test(self) -> None:
         self._quiet.__exit__(None, None, None)
+        self._restore_matmul_precision()
 
     def _quiet_checkpoint_restore(self) -> None:
         """validate and test write no checkpoint: silence (until `after_*`) the ModelCheckpoint's warning that

@@ -4,6 +4,7 @@ import json
 import warnings
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -143,6 +144,21 @@ def test_seed_everything_in_a_config_file_is_not_dropped(tmp_path):
     config.write_text("seed_everything: 5\n")
     cli = MemRLCLI(args=[*TINY, "--config", str(config), "--trainer.logger", "false"], run=False)
     assert cli.datamodule.seed == 5 and torch.initial_seed() == 5
+
+
+def test_matmul_precision_holds_for_the_run_and_is_restored(tmp_path, monkeypatch, capsys):
+    seen = []
+    fit = L.Trainer.fit
+    monkeypatch.setattr(
+        L.Trainer, "fit", lambda *a, **k: seen.append(torch.get_float32_matmul_precision()) or fit(*a, **k)
+    )
+    args = ["fit", *TINY, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
+    assert main([*args, "--matmul_precision", "high"]) == 0
+    assert main(args) == 0  # left out: PyTorch's setting stands
+    assert seen == ["high", "highest"] and torch.get_float32_matmul_precision() == "highest"
+    with pytest.raises(SystemExit):
+        main([*args, "--matmul_precision", "fast"])
+    assert "matmul_precision" in capsys.readouterr().err
 
 
 def test_two_different_seeds_are_a_clear_error(capsys):

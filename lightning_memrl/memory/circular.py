@@ -30,7 +30,7 @@ from torch import nn
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory.base import Memory
 from lightning_memrl.memory.functional import check_query, normalized_entropy
-from lightning_memrl.ops.step_attention import dot_logits, step_attention
+from lightning_memrl.ops.step_attention import hidden_floor, step_attention
 
 #: sequences of a minibatch whose attention `diagnostics` summarises
 DIAGNOSTIC_SEQUENCES = 2
@@ -296,7 +296,7 @@ class CircularBufferMemory(Memory):
         return stats
 
 
-def hidden_floor(dtype: torch.dtype) -> float:
-    """The additive logit that hides an entry: far below any score, yet finite after the kernels' own
-    scaling (no -inf, so a row that hides everything softmaxes to a uniform row, never NaN)."""
-    return -min(1e9, torch.finfo(dtype).max / 4)
+def dot_logits(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """`query_heads [B, T, nh, d]` (scaled already: see `_query_heads`), `keys [B, M, nh, d]` -> logits
+    `[B, nh, T, M]`."""
+    return torch.matmul(query_heads.transpose(1, 2), keys.permute(0, 2, 3, 1))

@@ -1,7 +1,7 @@
 """One acting step's attention read over a per-row buffer of entries: reference and a Triton kernel.
 
 A memory's or a KV cache's step reads `N` stored entries per row with one query per head. The reference
-reads every slot (two batched matrix products over the whole buffer: at 4,096 rows and 1,024 slots that is
+reads every slot (one fused attention call over the whole buffer: at 4,096 rows and 1,024 slots that is
 2 GB of keys and values per step). The buffers these reads serve fill from slot 0 after every reset (a
 circular memory restarts its pointer there, the Transformer's ring puts episode time `t` at `t % slots`),
 so a row's visible entries lie below its last visible slot, which is usually far below `N`: the Triton
@@ -12,28 +12,16 @@ stops there. Its result is the same up to float rounding; without a gradient onl
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from lightning_memrl.ops.kernel_choice import KernelChoice, choose_kernel
 from lightning_memrl.ops.triton_support import triton_available
 
 
-def dot_logits(query_heads: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """`query_heads [B, T, nh, d]` (scaled already), `keys [B, M, nh, d]` -> logits `[B, nh, T, M]`."""
-    b, t_len, nh, d = query_heads.shape
-    if t_len == 1:  # one step: the stored keys as they lie, [B, M, nh * d], times a block-diagonal query
-        eye = torch.eye(nh, dtype=query_heads.dtype, device=query_heads.device)
-        block = query_heads[:, 0, :, :, None] * eye[:, None]  # [B, nh, d, nh]: head h's query in column h
-        return torch.bmm(keys.reshape(b, -1, nh * d), block.reshape(b, nh * d, nh)).transpose(1, 2).unsqueeze(2)
-    return torch.matmul(query_heads.transpose(1, 2), keys.permute(0, 2, 3, 1))
-
-
-def attend_step(attn: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """One step's read: `attn [B, nh, M]`, `values [B, M, nh, d]` -> the attended values `[B, nh, d]`.
-
-    The weights times the values as they lie, `[B, M, nh * d]`, keeping each head's own block."""
-    b, nh, _ = attn.shape
-    out = torch.bmm(attn, values.reshape(b, values.shape[1], -1)).view(b, nh, nh, -1)
-    return out.diagonal(dim1=1, dim2=2).transpose(1, 2)
+def hidden_floor(dtype: torch.dtype) -> float:
+    """The additive logit that hides an entry: far below any score, yet finite after the kernels' own
+    scaling (no -inf, so a row that hides everything softmaxes to a uniform row, never NaN)."""
+    return -min(1e9, torch.finfo(dtype).max / 4)
 
 
 def slot_age_logits(age_logits: torch.Tensor, pointer: torch.Tensor) -> torch.Tensor:
@@ -52,14 +40,16 @@ def step_attention_reference(
     age_logits: torch.Tensor | None = None,
     pointer: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Softmax attention of one query per head over every slot; see `step_attention` for the arguments."""
-    scores = dot_logits(query[:, None], keys)  # [B, nh, 1, N]
+    """Softmax attention of one query per head over every slot (one fused attention call, what is hidden under a
+    finite floor: a row that sees nothing reads a uniform row, zeroed); see `step_attention` for the arguments."""
+    bias = torch.zeros((), dtype=query.dtype, device=query.device)
     if age_logits is not None:
-        scores = scores + slot_age_logits(age_logits, pointer)
-    # A finite floor, not -inf: a row with nothing visible softmaxes to a uniform row, zeroed below.
-    weights = scores.masked_fill(~visible[:, None, None, :], torch.finfo(scores.dtype).min).softmax(-1)
-    weights = weights * visible.any(-1)[:, None, None, None]
-    return attend_step(weights[:, :, 0], values)
+        bias = slot_age_logits(age_logits, pointer).to(query.dtype)
+    bias = torch.where(visible[:, None, None, :], bias, hidden_floor(query.dtype))  # [B, nh, 1, N]
+    read = F.scaled_dot_product_attention(
+        query[:, :, None], keys.transpose(1, 2), values.transpose(1, 2), attn_mask=bias, scale=1.0
+    )[:, :, 0]
+    return read * visible.any(-1)[:, None, None]
 
 
 def step_attention_choice(query: torch.Tensor, keys: torch.Tensor, fused: bool | None = None) -> KernelChoice:
