@@ -55,6 +55,24 @@ def float32_matmul_precision(precision: str | None) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
+@contextmanager
+def _profiled(rows: int, device: str) -> Iterator[list[str]]:
+    """With `rows` > 0, profile the context and leave the top `rows` ops (by CUDA time on a GPU, else by self CPU
+    time) as a table in the yielded list; otherwise do nothing."""
+    table: list[str] = []
+    if rows <= 0:
+        yield table
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities) as prof:
+        yield table
+    sort_by = "cuda_time_total" if cuda else "self_cpu_time_total"
+    table.append(prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=60))
+
+
 class _IterationTimer(L.Callback):
     def __init__(self) -> None:
         self.starts: list[float] = []
@@ -92,6 +110,7 @@ def run(
     configs: Sequence[str] = (),
     cuda_graphs: str = "auto",
     matmul_precision: str | None = None,
+    profile: int = 0,
 ) -> dict[str, Any] | None:
     """Train recurrent PPO on delayed_cue for `warmup + iterations` and time the last `iterations`.
 
@@ -99,7 +118,9 @@ def run(
     path; `memory` a memory config name, file or class path; `configs` config files whose `model:` parts
     (controller, memory, memory flags) are used (see `agent_parts`). `fused_scan` is the GRU's requested
     scan (Triton kernels on CUDA, eager, or automatic); `cuda_graphs` the data module's switch;
-    `matmul_precision` PyTorch's float32 matmul precision (`high`: TF32 on GPUs that have it; None: as set). The result
+    `matmul_precision` PyTorch's float32 matmul precision (`high`: TF32 on GPUs that have it; None: as set);
+    `profile` > 0 runs the whole fit under `torch.profiler` and returns its top `profile` ops by device time
+    (self CPU time on a CPU) as `profile` (the profiler's overhead makes that run's figures incomparable). The result
     says what ran: `ran` (each choosing controller's kernel, e.g. `{"GRU": "triton"}`, and `acting`: `cuda
     graph` or `eager (why)`) and `device` (its name).
     `devices > 1` trains under DDP with `num_envs` envs per device; returns None on ranks other than 0.
@@ -136,7 +157,7 @@ def run(
     )
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    with float32_matmul_precision(matmul_precision):
+    with float32_matmul_precision(matmul_precision), _profiled(profile, device) as table:
         trainer.fit(agent, dm)
     if trainer.global_rank != 0:
         return None
@@ -160,6 +181,7 @@ def run(
         "update_epochs": update_epochs,
         "precision": precision,
         "matmul_precision": matmul_precision or torch.get_float32_matmul_precision(),
+        **({"profile": table[0]} if profile else {}),
         "device": _device_name(trainer.strategy.root_device),
         "torch_threads": torch.get_num_threads(),
         "iterations_timed": iterations,
@@ -222,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="torch.set_float32_matmul_precision for the fit (high: TF32 matmuls on GPUs that have them); default: "
         "as set",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="profile each fit (torch.profiler) and print its top ROWS ops; the figures of a profiled run are slower",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
     if args.devices > 1 and len(args.num_envs) > 1:
@@ -248,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs=args.config,
             cuda_graphs=cuda_graphs,
             matmul_precision=args.matmul_precision,
+            profile=args.profile,
         )
         if result is None:  # a DDP rank other than 0
             return 0
@@ -260,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(collect {result['collect_share']:.0%}, train {result['train_share']:.0%}, "
             f"{result['seconds_per_iteration']:.3f} s/iteration)"
         )
+        if args.profile:
+            print(f"profile of the whole fit (warm-up included; the profiler slows it):\n{result['profile']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -53,6 +53,17 @@ def test_throughput_runs_under_the_asked_float32_matmul_precision_and_restores_i
     assert "float32 matmuls high]" in capsys.readouterr().out
 
 
+def test_throughput_profile_prints_the_top_ops(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    args = ["bench", "throughput", "--num-envs", "4", "--hidden", "8", "--rollout-steps", "8", "--seq-len", "8"]
+    assert main([*args, "--iterations", "1", "--warmup", "1", "--profile", "5", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert "profile of the whole fit" in printed and "Self CPU" in printed and result["profile"] in printed
+    lines = [line for line in result["profile"].splitlines() if line.strip() and not line.startswith("-")]
+    assert len([line for line in lines if "Name" not in line and "total:" not in line]) == 5
+
+
 def test_throughput_benchmark_takes_any_benchmarked_controller(tmp_path):
     out = tmp_path / "t.json"
     args = ["bench", "throughput", "--num-envs", "4", "--hidden", "16", "--rollout-steps", "8", "--seq-len", "8"]
