@@ -142,26 +142,29 @@ class _GRUScan(torch.autograd.Function):
             d_gh = d_gh.reshape(T * B, 3 * H)
             d_weight = d_gh.t() @ prev.reshape(T * B, H)
             return d_gi.transpose(0, 1), d_h0, None, d_weight, d_gh.sum(0), None
-        w_r, w_z, w_n = weight_hh[:H], weight_hh[H : 2 * H], weight_hh[2 * H :]
-        d_ar = torch.empty_like(prev)  # gradients of the gate pre-activations a_r, a_z, a_n
-        d_az = torch.empty_like(prev)
-        d_an = torch.empty_like(prev)
+        # The factors of each step's gate gradients that do not depend on the incoming gradient, for all steps
+        # at once: the loop below is then a few products per step (its cost on a CPU is the number of ops).
+        r, z = rz[..., :H], rz[..., H:]
+        a_n = (1 - z) * (1 - n * n)  # d_an = g * a_n
+        a_r = gh_n * r * (1 - r)  # d_ar = d_an * a_r
+        a_z = (prev - n) * z * (1 - z)  # d_az = g * a_z
+        d_gi = prev.new_empty(T, B, 3 * H)  # [d_ar, d_az, d_an]: the gradients of the gate pre-activations
+        d_ar_az, d_an = d_gi[..., : 2 * H], d_gi[..., 2 * H :]
         d_ghn = torch.empty_like(prev)  # gradient of W_hn h + b_hn
+        w_rz, w_n = weight_hh[: 2 * H], weight_hh[2 * H :]
         carry = torch.zeros_like(prev[0])
         for t in range(T - 1, -1, -1):
-            r, z, nt = rz[t, :, :H], rz[t, :, H:], n[t]
             g = grad_t[t] + carry
-            torch.mul(g * (1 - z), 1 - nt * nt, out=d_an[t])
-            torch.mul(d_an[t], r, out=d_ghn[t])
-            torch.mul(d_an[t] * gh_n[t], r * (1 - r), out=d_ar[t])
-            torch.mul(g * (prev[t] - nt), z * (1 - z), out=d_az[t])
-            d_prev = torch.addmm(g * z, d_ar[t], w_r).addmm_(d_az[t], w_z).addmm_(d_ghn[t], w_n)
+            torch.mul(g, a_n[t], out=d_an[t])
+            torch.mul(d_an[t], r[t], out=d_ghn[t])
+            torch.mul(d_an[t], a_r[t], out=d_gi[t, :, :H])
+            torch.mul(g, a_z[t], out=d_gi[t, :, H : 2 * H])
+            d_prev = torch.addmm(g * z[t], d_ar_az[t], w_rz).addmm_(d_ghn[t], w_n)
             carry = d_prev.mul_(keep_t[t])
-        d_gh = torch.cat([d_ar, d_az, d_ghn], dim=-1).reshape(T * B, 3 * H)
-        d_weight = d_gh.t() @ prev.reshape(T * B, H)
-        d_bias = d_gh.sum(0)
-        d_gi = torch.cat([d_ar, d_az, d_an], dim=-1).transpose(0, 1)
-        return d_gi, carry, None, d_weight, d_bias, None
+        prev_2d = prev.reshape(T * B, H)
+        d_weight = torch.cat([d_ar_az.reshape(T * B, 2 * H).t() @ prev_2d, d_ghn.reshape(T * B, H).t() @ prev_2d])
+        d_bias = torch.cat([d_ar_az.sum((0, 1)), d_ghn.sum((0, 1))])
+        return d_gi.transpose(0, 1), carry, None, d_weight, d_bias, None
 
 
 def gru_scan(
