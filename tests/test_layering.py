@@ -12,7 +12,8 @@ FOUNDATION = {"errors", "specs", "state", "requirements"}  # plain modules every
 ALLOWED = {
     "ops": set(),
     "hippocampal": set(),
-    "memory": {"hippocampal"},
+    # ops is the kernel floor: the acting step's attention read is one op for the memories and the controllers
+    "memory": {"hippocampal", "ops"},
     "envs": set(),
     "encoders": set(),
     "controllers": {"ops"},
