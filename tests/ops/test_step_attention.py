@@ -82,3 +82,12 @@ def test_the_triton_kernel_reads_strided_rows():
         fused = step_attention(query, keys[:, ::2], values[:, ::2], visible[:, ::2])
         reference = step_attention(query, keys[:, ::2].contiguous(), values[:, ::2].contiguous(), visible[:, ::2])
     torch.testing.assert_close(fused, reference, atol=2e-5, rtol=2e-5)
+
+
+def test_the_read_runs_under_autocast_with_a_lower_precision_query():
+    """Acting under bf16 autocast: the query comes in bf16, the stored keys and values stay float32."""
+    query, keys, values, visible, ages, pointer = _inputs(3, 9, 2, 8, 8, seed=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = step_attention(query.bfloat16(), keys, values, visible, ages, pointer)
+    exact = step_attention(query, keys, values, visible, ages, pointer)
+    torch.testing.assert_close(low.float(), exact, atol=5e-2, rtol=5e-2)
