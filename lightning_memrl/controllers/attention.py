@@ -123,26 +123,29 @@ class CausalSelfAttention(Controller):
         last_reset = torch.cummax(torch.where(reset, steps, -1), dim=1).values
         time = torch.where(last_reset >= 0, steps - last_reset, state["time"][:, None] + steps)  # [B, T]
         q, k, v = self._project(x, time)
-        # The W newest carried entries in time order (W .. 1 steps back), then this call's: query t sits at W + t.
-        back = torch.arange(W, 0, -1, device=x.device)
-        carried = (state["time"].long()[:, None] - back) % S  # [B, W]
-        keys = torch.cat([_gather_slots(state["key"], carried), k], dim=1)  # [B, W+T, heads, head_dim]
+        # The R newest carried entries in time order (R .. 1 steps back), then this call's: query t sits at R + t.
+        # R covers the oldest valid carried entry: query 0 sees every valid one of its episode, nothing older is
+        # seen by any query, so shorter episodes than the context read fewer keys.
+        R = self._carried_read(state, reset)
+        carried = (state["time"].long()[:, None] - torch.arange(R, 0, -1, device=x.device)) % S  # [B, R]
+        keys = torch.cat([_gather_slots(state["key"], carried), k], dim=1)  # [B, R+T, heads, head_dim]
         values = torch.cat([_gather_slots(state["value"], carried), v], dim=1)
-        key_seg = torch.cat([seg.new_zeros(B, W), seg], dim=1)  # [B, W+T]
+        key_seg = torch.cat([seg.new_zeros(B, R), seg], dim=1)  # [B, R+T]
         key_valid = torch.cat([state["valid"].gather(1, carried) > 0.5, reset.new_ones(B, T)], dim=1)
         outputs = []
         for t0 in range(0, T, self.query_block):
             t1 = min(T, t0 + self.query_block)
-            # Query t may see key index j in [t, W + t] (itself and W earlier steps) of its own episode.
-            j = torch.arange(t0, W + t1, device=x.device)
+            # Query t may see key index j in [R + t - W, R + t] (W earlier steps and itself) of its own episode.
+            lo, hi = max(0, t0 + R - W), R + t1
+            j = torch.arange(lo, hi, device=x.device)
             tq = steps[t0:t1, None]
-            window = (j >= tq) & (j <= tq + W)  # [Tq, S]
-            same = key_seg[:, None, t0 : W + t1] == seg[:, t0:t1, None]  # [B, Tq, S]
-            mask = window & same & key_valid[:, None, t0 : W + t1]
+            window = (j >= tq + R - W) & (j <= tq + R)  # [Tq, hi - lo]
+            same = key_seg[:, None, lo:hi] == seg[:, t0:t1, None]  # [B, Tq, hi - lo]
+            mask = window & same & key_valid[:, None, lo:hi]
             out = F.scaled_dot_product_attention(
                 q[:, t0:t1].transpose(1, 2),
-                keys[:, t0 : W + t1].transpose(1, 2),
-                values[:, t0 : W + t1].transpose(1, 2),
+                keys[:, lo:hi].transpose(1, 2),
+                values[:, lo:hi].transpose(1, 2),
                 attn_mask=mask[:, None],
             )
             outputs.append(out.transpose(1, 2))
@@ -164,6 +167,17 @@ class CausalSelfAttention(Controller):
             "time": time[:, -1] + 1,
         }
         return y, new_state
+
+    def _carried_read(self, state: AttentionState, reset: torch.Tensor) -> int:
+        """How many of the carried entries (newest first) a sequence reads: back to the oldest valid one in a row
+        whose first step continues its episode, rounded up to a multiple of 16 (fewer distinct shapes), at most
+        `context`. One host sync per call (training, burn-in), never in acting."""
+        W, S = self.context, self.slots
+        back = torch.arange(W, 0, -1, device=reset.device)  # index i holds the entry W - i steps back
+        valid = state["valid"].gather(1, (state["time"].long()[:, None] - back) % S) > 0.5
+        seen = valid & ~reset[:, :1]
+        needed = int((seen * back).max()) if seen.numel() else 0
+        return min(W, -(-needed // 16) * 16)
 
 
 def _gather_slots(cache: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ import torch
 
 from lightning_memrl.controllers import CausalSelfAttention, Transformer
 from lightning_memrl.errors import ConfigError
+from tests.controllers._helpers import run_steps
 
 
 def test_steps_see_at_most_context_steps_back():
@@ -74,3 +75,25 @@ def test_positions_are_relative_to_the_episode():
 def test_bad_arguments_raise_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         Transformer(hidden_size=16, **kwargs)
+
+
+@pytest.mark.parametrize("episode_so_far", [0, 3, 17, 40, 90])
+@pytest.mark.parametrize("reset_first", [False, True])
+def test_a_sequence_reads_only_the_carried_entries_it_can_see(episode_so_far, reset_first):
+    """With a context of 40, a carried episode of `episode_so_far` steps is read through its newest entries only
+    (rounded up to 16), and the outputs and state still equal the step-by-step run."""
+    torch.manual_seed(0)
+    layer = CausalSelfAttention(8, num_heads=2, context=40, query_block=7)
+    state = layer.initial_state(3)
+    with torch.no_grad():
+        for _ in range(episode_so_far):  # a carried episode, its entries written by steps
+            _, state = layer.forward_step(torch.randn(3, 8), state, torch.zeros(3, dtype=torch.bool))
+        x, reset = torch.randn(3, 12, 8), torch.zeros(3, 12, dtype=torch.bool)
+        reset[:, 0], reset[1, 5] = reset_first, True
+        read = layer._carried_read(state, reset)
+        assert read == (0 if reset_first else min(40, -(-min(episode_so_far, 40) // 16) * 16))
+        y_seq, s_seq = layer.forward_sequence(x, state, reset)
+        y_step, s_step = run_steps(layer, x, state, reset)
+    torch.testing.assert_close(y_seq, y_step, atol=2e-5, rtol=2e-5)
+    for key in s_seq:
+        torch.testing.assert_close(s_seq[key], s_step[key], atol=2e-5, rtol=2e-5)
