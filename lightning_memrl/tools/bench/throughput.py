@@ -31,28 +31,12 @@ import torch
 
 from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.callbacks.results import accelerator_name
+from lightning_memrl.cli import float32_matmul_precision
 from lightning_memrl.controllers.base import kernels_ran
 from lightning_memrl.data import RolloutDataModule
 from lightning_memrl.tools.bench.agent_parts import agent_parts
 from lightning_memrl.tools.bench.controllers import controller_factories
 from lightning_memrl.tools.bench.timing import synchronize
-
-
-@contextmanager
-def float32_matmul_precision(precision: str | None) -> Iterator[None]:
-    """`torch.set_float32_matmul_precision(precision)` inside the context, the previous setting after it.
-
-    None or the setting in effect changes nothing: setting even the default `highest` pins oneDNN's CPU matmuls
-    to IEEE float32 (`torch.backends.mkldnn.matmul.fp32_precision`), which measured about 10% slower end to end."""
-    previous = torch.get_float32_matmul_precision()
-    if precision is None or precision == previous:
-        yield
-        return
-    torch.set_float32_matmul_precision(precision)
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
 
 
 @contextmanager
