@@ -20,7 +20,7 @@ from torch import nn
 from lightning_memrl.controllers.base import Controller
 from lightning_memrl.controllers.stack import ResidualStack
 from lightning_memrl.errors import ConfigError
-from lightning_memrl.ops.step_attention import step_attention
+from lightning_memrl.ops.step_attention import newest_entries_read, step_attention
 
 AttentionState = dict[str, torch.Tensor]
 """`key`/`value [B, context + 1, heads, head_dim]` (rotary keys; episode time `t` in slot `t % (context + 1)`),
@@ -124,14 +124,12 @@ class CausalSelfAttention(Controller):
         time = torch.where(last_reset >= 0, steps - last_reset, state["time"][:, None] + steps)  # [B, T]
         q, k, v = self._project(x, time)
         # The R newest carried entries in time order (R .. 1 steps back), then this call's: query t sits at R + t.
-        # R covers the oldest valid carried entry: query 0 sees every valid one of its episode, nothing older is
-        # seen by any query, so shorter episodes than the context read fewer keys.
-        R = self._carried_read(state, reset)
-        carried = (state["time"].long()[:, None] - torch.arange(R, 0, -1, device=x.device)) % S  # [B, R]
+        carried, carried_valid = self._carried(state, reset)  # [B, R] each
+        R = carried.shape[1]
         keys = torch.cat([_gather_slots(state["key"], carried), k], dim=1)  # [B, R+T, heads, head_dim]
         values = torch.cat([_gather_slots(state["value"], carried), v], dim=1)
         key_seg = torch.cat([seg.new_zeros(B, R), seg], dim=1)  # [B, R+T]
-        key_valid = torch.cat([state["valid"].gather(1, carried) > 0.5, reset.new_ones(B, T)], dim=1)
+        key_valid = torch.cat([carried_valid, reset.new_ones(B, T)], dim=1)
         outputs = []
         for t0 in range(0, T, self.query_block):
             t1 = min(T, t0 + self.query_block)
@@ -168,16 +166,15 @@ class CausalSelfAttention(Controller):
         }
         return y, new_state
 
-    def _carried_read(self, state: AttentionState, reset: torch.Tensor) -> int:
-        """How many of the carried entries (newest first) a sequence reads: back to the oldest valid one in a row
-        whose first step continues its episode, rounded up to a multiple of 16 (fewer distinct shapes), at most
-        `context`. One host sync per call (training, burn-in), never in acting."""
-        W, S = self.context, self.slots
-        back = torch.arange(W, 0, -1, device=reset.device)  # index i holds the entry W - i steps back
-        valid = state["valid"].gather(1, (state["time"].long()[:, None] - back) % S) > 0.5
-        seen = valid & ~reset[:, :1]
-        needed = int((seen * back).max()) if seen.numel() else 0
-        return min(W, -(-needed // 16) * 16)
+    def _carried(self, state: AttentionState, reset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slots of the carried entries a sequence reads, oldest first, and their validity, `[B, R]` each: back
+        to the oldest valid entry of a row whose first step continues its episode (query 0 sees every valid one of
+        its episode, no query sees an older one), as `newest_entries_read` rounds it."""
+        back = torch.arange(1, self.context + 1, device=reset.device)  # newest first: index r is r + 1 steps back
+        slots = (state["time"].long()[:, None] - back) % self.slots  # [B, W]
+        valid = state["valid"].gather(1, slots) > 0.5
+        read = newest_entries_read(valid & ~reset[:, :1], self.context)
+        return slots[:, :read].flip(1), valid[:, :read].flip(1)
 
 
 def _gather_slots(cache: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from torch import nn
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory.base import Memory
 from lightning_memrl.memory.functional import check_query, normalized_entropy
-from lightning_memrl.ops.step_attention import hidden_floor, step_attention
+from lightning_memrl.ops.step_attention import hidden_floor, newest_entries_read, step_attention
 
 #: sequences of a minibatch whose attention `diagnostics` summarises
 DIAGNOSTIC_SEQUENCES = 2
@@ -155,14 +155,6 @@ class CircularBufferMemory(Memory):
         lagged_key, _ = self._entries(previous, query)
         return torch.where(self._lagged_heads, lagged_key, key), value
 
-    def _carried_ranks_read(self, see_carried: torch.Tensor) -> int:
-        """How many carried ranks (newest first) a sequence read attends over: up to the oldest rank any step
-        sees (`see_carried [B, T, N]`), rounded up to a multiple of 16 (aligned rows for the fused attention
-        kernels, fewer distinct shapes). One host sync per call, in training only."""
-        rank_ends = torch.arange(1, self.capacity + 1, device=see_carried.device)
-        seen = int((see_carried.any(1).any(0) * rank_ends).max()) if see_carried.numel() else 0
-        return min(self.capacity, -(-seen // 16) * 16)
-
     def _sequence_age_logits(self, t_len: int, ranks: int | None = None) -> torch.Tensor:
         """Age logits of the scores over [the `ranks` newest carried entries (default all N) ; the `t_len`
         steps' own entries], `[heads, T, ranks + T]`, the same for every sequence (entries a step cannot
@@ -221,7 +213,7 @@ class CircularBufferMemory(Memory):
         see_carried = (episode == 0)[:, :, None] & valid.gather(1, slot_of_rank)[:, None, :] & still_there
         # Only the newest ranks that some step of some sequence sees are read: episodes shorter than the
         # capacity leave the older ranks hidden from every step (their weight would be exactly 0).
-        ranks = self._carried_ranks_read(see_carried)
+        ranks = newest_entries_read(see_carried, n)
         slot_of_rank, see_carried = slot_of_rank[:, :ranks], see_carried[..., :ranks]
         carried_keys = keys.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *keys.shape[2:]))
         carried_values = values.gather(1, slot_of_rank[..., None, None].expand(-1, -1, *values.shape[2:]))

@@ -7,6 +7,7 @@ circular memory restarts its pointer there, the Transformer's ring puts episode 
 so a row's visible entries lie below its last visible slot, which is usually far below `N`: the Triton
 kernel (`ops._step_attention_triton`, one program per row and head, an online softmax over blocks of slots)
 stops there. Its result is the same up to float rounding; without a gradient only (acting, evaluation).
+`newest_entries_read` is the same bound for a sequence read over such a ring (training), as one length.
 """
 
 from __future__ import annotations
@@ -22,6 +23,17 @@ def hidden_floor(dtype: torch.dtype) -> float:
     """The additive logit that hides an entry: far below any score, yet finite after the kernels' own
     scaling (no -inf, so a row that hides everything softmaxes to a uniform row, never NaN)."""
     return -min(1e9, torch.finfo(dtype).max / 4)
+
+
+def newest_entries_read(seen: torch.Tensor, limit: int) -> int:
+    """How many of a ring's newest entries a sequence read covers: `seen [..., N]` marks (at index `r`) the
+    entries `r + 1` steps back that some step sees; -> the count back to the oldest seen one, rounded up to a
+    multiple of 16 (aligned rows for the fused attention kernels, fewer distinct shapes), at most `limit`.
+    One host sync (training and burn-in, never in acting)."""
+    if not seen.numel():
+        return 0
+    steps_back = torch.arange(1, seen.shape[-1] + 1, device=seen.device)
+    return min(limit, -(-int((seen * steps_back).max()) // 16) * 16)
 
 
 def slot_age_logits(age_logits: torch.Tensor, pointer: torch.Tensor) -> torch.Tensor:

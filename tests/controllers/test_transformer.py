@@ -90,7 +90,7 @@ def test_a_sequence_reads_only_the_carried_entries_it_can_see(episode_so_far, re
             _, state = layer.forward_step(torch.randn(3, 8), state, torch.zeros(3, dtype=torch.bool))
         x, reset = torch.randn(3, 12, 8), torch.zeros(3, 12, dtype=torch.bool)
         reset[:, 0], reset[1, 5] = reset_first, True
-        read = layer._carried_read(state, reset)
+        read = layer._carried(state, reset)[0].shape[1]
         assert read == (0 if reset_first else min(40, -(-min(episode_so_far, 40) // 16) * 16))
         y_seq, s_seq = layer.forward_sequence(x, state, reset)
         y_step, s_step = run_steps(layer, x, state, reset)
