@@ -251,6 +251,13 @@ class RecurrentPPO(L.LightningModule):
         with self.controller.write_in_place(), nullcontext() if self.memory is None else self.memory.write_in_place():
             yield
 
+    @contextmanager
+    def _final_state_discarded(self) -> Iterator[None]:
+        """The controller's and the memory's `discard_final_state()`: `_features_sequence` may return None parts."""
+        memory = nullcontext() if self.memory is None else self.memory.discard_final_state()
+        with self.controller.discard_final_state(), memory:
+            yield
+
     @torch.no_grad()
     def predict_value(self, obs: torch.Tensor, state: State, reset: torch.Tensor) -> torch.Tensor:
         """The value of `obs [N, D]` from `state`, without acting: the memory is only read, never written."""
@@ -299,7 +306,8 @@ class RecurrentPPO(L.LightningModule):
         if b > 0:
             state = detach_state(self.advance_state(batch.obs[:, :b], state, batch.starts[:, :b]))
         obs = batch.obs[:, b:]
-        features, _ = self._features_sequence(obs, state, batch.starts[:, b:])
+        with self._final_state_discarded():  # only the features are used: no state after the sequence is built
+            features, _ = self._features_sequence(obs, state, batch.starts[:, b:])
         dist = self.actor.distribution(features, action_mask(obs, self.env_spec))
         log_prob, entropy = dist.log_prob(batch.actions), dist.entropy()
         value = self.critic(features).squeeze(-1).float()

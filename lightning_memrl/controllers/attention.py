@@ -114,7 +114,7 @@ class CausalSelfAttention(Controller):
 
     def forward_sequence(
         self, x: torch.Tensor, state: AttentionState, reset: torch.Tensor
-    ) -> tuple[torch.Tensor, AttentionState]:
+    ) -> tuple[torch.Tensor, AttentionState | None]:
         self._check_cache(state)
         B, T, _ = x.shape
         W, S = self.context, self.slots
@@ -148,6 +148,8 @@ class CausalSelfAttention(Controller):
             )
             outputs.append(out.transpose(1, 2))
         y = self.out_proj(torch.cat(outputs, dim=1).reshape(B, T, -1))
+        if self.final_state_discarded:
+            return y, None
 
         # The ring as the steps leave it: each slot holds its last writer of this call (of any episode), else what
         # it held; valid are the slots written in the last episode, and the carried valid ones not overwritten

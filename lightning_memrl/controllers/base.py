@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
@@ -28,6 +28,8 @@ class Controller(nn.Module, ABC):
         cuda_graph_blocker: why `forward_step` cannot be replayed as a CUDA graph (host syncs, state outside
             the returned state), or None where it can: acting is then captured.
         in_place: whether `forward_step` may write into the state it is given (inside `write_in_place()`).
+        final_state_discarded: whether `forward_sequence` may return None as its state (inside
+            `discard_final_state()`).
     """
 
     input_size: int
@@ -35,9 +37,9 @@ class Controller(nn.Module, ABC):
     sequence_kernel: str | None = None
     cuda_graph_blocker: str | None = None
     in_place: bool = False
+    final_state_discarded: bool = False
 
-    @contextmanager
-    def write_in_place(self) -> Iterator[None]:
+    def write_in_place(self) -> AbstractContextManager:
         """A context in which `forward_step` may write into the state it is given instead of a copy.
 
         The collector and the evaluator enter it (through the agent's `acting_in_place`) for their acting step,
@@ -45,14 +47,27 @@ class Controller(nn.Module, ABC):
         with a large state (the Transformer's KV ring) writes its one new entry where it is instead of copying
         the whole cache. Outside it `forward_step` leaves its input state as it was.
         """
+        return self._flag_every_controller("in_place")
+
+    def discard_final_state(self) -> AbstractContextManager:
+        """A context in which `forward_sequence` may return None in place of a state after the last step.
+
+        The PPO update enters it (through the agent's `evaluate_sequences`): it keeps only the outputs. Every
+        controller inside this one takes it; one whose final state costs work of its own (the Transformer
+        gathers each ring slot's last writer) skips that work and returns None for its part of the state.
+        """
+        return self._flag_every_controller("final_state_discarded")
+
+    @contextmanager
+    def _flag_every_controller(self, flag: str) -> Iterator[None]:
         controllers = [m for m in self.modules() if isinstance(m, Controller)]
         for controller in controllers:
-            controller.in_place = True
+            setattr(controller, flag, True)
         try:
             yield
         finally:
             for controller in controllers:
-                controller.in_place = False
+                setattr(controller, flag, False)
 
     @abstractmethod
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:

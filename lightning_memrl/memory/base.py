@@ -67,6 +67,15 @@ class Memory(nn.Module, ABC):
         """
         return nullcontext()
 
+    def discard_final_state(self) -> AbstractContextManager:
+        """A context in which `forward_sequence` may return None in place of the state after the last step.
+
+        The PPO update enters it (through the agent's `evaluate_sequences`): it keeps only the reads. A memory
+        whose final state costs work of its own (`CircularBufferMemory` gathers every slot's last writer) skips
+        it; the others return their state as usual, so callers must accept both.
+        """
+        return nullcontext()
+
     def end_rollout(
         self, advantages: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
     ) -> None:

@@ -91,6 +91,7 @@ class CircularBufferMemory(Memory):
         self._attention: torch.Tensor | None = None
         self._fill: torch.Tensor | None = None
         self._in_place = False  # inside `write_in_place()`
+        self._final_state_discarded = False  # inside `discard_final_state()`
 
     # --- what subclasses define -----------------------------------------------------------------
     @abstractmethod
@@ -185,6 +186,15 @@ class CircularBufferMemory(Memory):
         finally:
             self._in_place = False
 
+    @contextmanager
+    def discard_final_state(self) -> Iterator[None]:
+        """`forward_sequence` returns no state: the buffers after the last step are not gathered (see `Memory`)."""
+        self._final_state_discarded = True
+        try:
+            yield
+        finally:
+            self._final_state_discarded = False
+
     def _write(self, buffer: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
         """`buffer [B, N, nh, d]` with `entry [B, nh, d]` at `pointer [B]`: a copy, or `buffer` itself in place."""
         out = buffer if self._in_place else buffer.clone()
@@ -241,6 +251,13 @@ class CircularBufferMemory(Memory):
         ).transpose(1, 2)  # [B, T, nh, dv]
         sees = visible.any(-1)  # [B, T]
         read = self._output(attended * sees[..., None, None])
+        with torch.no_grad():  # the attention statistics of a few sequences, recomputed: cheap every minibatch
+            sample = slice(0, DIAGNOSTIC_SEQUENCES)
+            scores = dot_logits(heads[sample], all_keys[sample]) + bias[sample]
+            self._attention = scores.softmax(-1) * sees[sample, None, :, None]
+        self._fill = valid.float().mean()
+        if self._final_state_discarded:
+            return read, None
 
         # 4. final buffer, as the steps leave it: each slot holds its last writer's entry (of any episode),
         # else the carried one; valid are the slots written in the last episode, and the carried valid
@@ -264,16 +281,12 @@ class CircularBufferMemory(Memory):
         }
         if self.key_lag:
             new_state["previous"] = query[:, -1].to(state["previous"].dtype)
-        with torch.no_grad():  # the attention statistics of a few sequences, recomputed: cheap every minibatch
-            sample = slice(0, DIAGNOSTIC_SEQUENCES)
-            scores = dot_logits(heads[sample], all_keys[sample]) + bias[sample]
-            self._attention = scores.softmax(-1) * sees[sample, None, :, None]
-        self._fill = new_state["valid"].float().mean()
         return read, new_state
 
     def diagnostics(self) -> dict[str, torch.Tensor]:
         """Attention entropy and peak over the first `DIAGNOSTIC_SEQUENCES` sequences of the last
-        `forward_sequence` (steps that saw no entry count as 0), the buffer's fill and write rate."""
+        `forward_sequence` (steps that saw no entry count as 0), the fill of the buffers it started from (the share
+        of valid slots) and the write rate."""
         if self._attention is None:
             return {}
         stats = {

@@ -15,7 +15,7 @@ already weigh the reads, and no benchmark here has shown the gate better.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import torch
 from torch import nn
@@ -86,20 +86,23 @@ class ParallelMemory(Memory):
             self._gate_means = gates.detach().reshape(-1, gates.shape[-1]).mean(0)
         return torch.cat([gates[..., i : i + 1] * read for i, read in enumerate(reads)], dim=-1)
 
-    @contextmanager
-    def read_only(self) -> Iterator[None]:
+    def read_only(self) -> AbstractContextManager:
         """Every member's `read_only()` at once (an episodic member suspends its writes)."""
-        with ExitStack() as stack:
-            for m in self.memories:
-                stack.enter_context(m.read_only())
-            yield
+        return self._every_member("read_only")
+
+    def write_in_place(self) -> AbstractContextManager:
+        """Every member's `write_in_place()` at once."""
+        return self._every_member("write_in_place")
+
+    def discard_final_state(self) -> AbstractContextManager:
+        """Every member's `discard_final_state()` at once (a member may then return None as its state)."""
+        return self._every_member("discard_final_state")
 
     @contextmanager
-    def write_in_place(self) -> Iterator[None]:
-        """Every member's `write_in_place()` at once."""
+    def _every_member(self, context: str) -> Iterator[None]:
         with ExitStack() as stack:
             for m in self.memories:
-                stack.enter_context(m.write_in_place())
+                stack.enter_context(getattr(m, context)())
             yield
 
     def end_rollout(

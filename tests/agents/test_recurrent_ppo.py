@@ -9,6 +9,7 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.agents.epoch_means import EpochMeans
 from lightning_memrl.controllers import GRU, LSTM, Transformer
 from lightning_memrl.data import RolloutDataModule
+from lightning_memrl.data.batch import SequenceBatch
 from lightning_memrl.errors import ConfigError, TrainingDivergedError
 from lightning_memrl.memory import KVMemory
 
@@ -151,3 +152,37 @@ def test_acting_in_place_writes_the_controllers_and_the_memorys_state_where_it_i
     caches = lambda s: [s["controller"][0]["key"], s["controller"][1]["value"], s["memory"]["keys"]]
     assert all(a is not b for a, b in zip(caches(copied), caches(state), strict=True))
     assert all(a is b for a, b in zip(caches(written), caches(state), strict=True))
+
+
+def test_the_update_builds_no_final_state_of_the_controller_or_the_memory():
+    """`evaluate_sequences` keeps only the features: the Transformer's rings and the memory's buffers after the
+    sequence are not built (their `discard_final_state()` is entered), and burn-in still advances the state."""
+    dm = RolloutDataModule(env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=4)
+    controller = Transformer(hidden_size=16, num_heads=2, context=4)
+    memory = KVMemory(query_size=16, capacity=4, num_heads=2, head_dim=4)
+    agent = RecurrentPPO(controller, env_spec=dm.env_spec, memory=memory)
+    returned = []
+    for module in (controller, memory):
+
+        def spy(*args, run=module.forward_sequence):
+            out = run(*args)
+            returned.append(out[1])
+            return out
+
+        module.forward_sequence = spy
+    s, length = 2, 6
+    batch = SequenceBatch(
+        obs=torch.randn(s, length, dm.env_spec.observation_size),
+        starts=torch.zeros(s, length, dtype=torch.bool),
+        states=agent.initial_state(s),
+        actions=torch.zeros(s, length - 2, dtype=torch.long),
+        log_probs=torch.zeros(s, length - 2),
+        values=torch.zeros(s, length - 2),
+        advantages=torch.zeros(s, length - 2),
+        returns=torch.zeros(s, length - 2),
+        burn_in=2,
+    )
+    agent.evaluate_sequences(batch)
+    burn_in, update = returned[:2], returned[2:]
+    assert all(state is not None for state in burn_in)  # the burn-in's state is the update's start
+    assert update[0] == (None, None) and update[1] is None  # the Transformer's two layers, the memory

@@ -203,3 +203,20 @@ def test_hybrid_passes_the_long_memory_initialisation_to_its_mamba_layers():
         assert dt.min() >= 0.001 - 1e-6 and dt.max() <= 0.01 + 1e-6
         A = block.A_log.exp()
         assert A.min() >= 1.0 and A.max() <= 4.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_sequence_that_discards_its_final_state_outputs_the_same(name):
+    """Inside `discard_final_state()` the outputs are unchanged; the Transformer's layers return no ring."""
+    ctl = CONTROLLERS[name]()
+    gen = torch.Generator().manual_seed(12)
+    x, reset = torch.randn(2, 7, 3, generator=gen), torch.rand(2, 7, generator=gen) < 0.3
+    state = random_state(ctl.initial_state(2), gen)
+    with torch.no_grad():
+        y, _ = ctl.forward_sequence(x, state, reset)
+        with ctl.discard_final_state():
+            y_only, state_only = ctl.forward_sequence(x, state, reset)
+    torch.testing.assert_close(y_only, y, atol=0, rtol=0)
+    assert not any(m.final_state_discarded for m in ctl.modules() if hasattr(m, "final_state_discarded"))
+    if name == "transformer":
+        assert all(layer_state is None for layer_state in state_only)

@@ -176,3 +176,41 @@ def test_wrong_query_size_is_a_clear_error(name):
     memory = MEMORIES[name]()
     with pytest.raises(ValueError, match="query_size"):
         memory.forward_step(torch.randn(2, QUERY + 1), memory.initial_state(2), torch.zeros(2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", MEMORIES)
+def test_a_sequence_that_discards_its_final_state_reads_the_same(name):
+    """Inside `discard_final_state()` the reads and their gradients are unchanged; the state may be None."""
+    memory = MEMORIES[name]()
+    gen = torch.Generator().manual_seed(9)
+    state = _filled_state(memory, 3, gen)
+    query = torch.randn(3, 6, QUERY, generator=gen, requires_grad=True)
+    reset = torch.rand(3, 6, generator=gen) < 0.3
+    read, _ = memory.forward_sequence(query, state, reset)
+    (grad,) = torch.autograd.grad(read.pow(2).sum(), query)
+    with memory.discard_final_state():
+        read_only, _ = memory.forward_sequence(query, state, reset)
+    (grad_only,) = torch.autograd.grad(read_only.pow(2).sum(), query)
+    torch.testing.assert_close(read_only, read, atol=0, rtol=0)
+    torch.testing.assert_close(grad_only, grad, atol=1e-6, rtol=1e-6)
+    _, after = memory.forward_sequence(query, state, reset)
+    assert after is not None  # and the context is left
+
+
+@pytest.mark.parametrize("name", ["kv", "kv_mixed_lags_age", "ring_attention"])
+def test_a_circular_buffer_builds_no_final_state_when_it_is_discarded(name):
+    memory = MEMORIES[name]()
+    state = _filled_state(memory, 2, torch.Generator().manual_seed(10))
+    with torch.no_grad(), memory.discard_final_state():
+        _, after = memory.forward_sequence(torch.randn(2, 4, QUERY), state, torch.zeros(2, 4, dtype=torch.bool))
+    assert after is None
+
+
+def test_a_parallel_memory_passes_the_discard_to_its_members():
+    memory = MEMORIES["parallel"]()
+    state = _filled_state(memory, 2, torch.Generator().manual_seed(11))
+    with torch.no_grad(), memory.discard_final_state():
+        _, (miras_state, kv_state) = memory.forward_sequence(
+            torch.randn(2, 4, QUERY), state, torch.zeros(2, 4, dtype=torch.bool)
+        )
+    assert kv_state is None and miras_state is not None  # the member without a costly final state keeps it
