@@ -14,7 +14,9 @@ some heads the previous step's key and the others their own step's, in one memor
 With `age_bias=True` each head adds a learned logit per entry age (1 .. capacity steps back) to its
 attention scores, the relative-position bias of T5-style attention, exact per step: a read that
 always wants the step a fixed distance back (the i-th token of a copy, a cue at a fixed delay) learns
-one number per head instead of a content match.
+one number per head instead of a content match. With `age_slope=True` each head also learns one slope on
+log(age), shared by every age: the ages a training horizon never showed (their own logits still at their
+start) follow the trend of those it did, so a longer episode reads as the shorter ones were read.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class CircularBufferMemory(Memory):
         age_bias_scale: the age logits are this times their parameters. Adam moves a parameter by
             about the learning rate per step, and a logit must reach about log(capacity) to single
             out one entry: at lr 1e-3 and scale 1 that takes thousands of updates.
+        age_slope: with `age_bias`, add a learned per-head slope times log(age) to the age logits (starts at
+            zero). The per-age logits learn only the ages that training showed, and ages no episode yet reached
+            keep their starting logit, above the ones pushed down: when a curriculum lengthens the episodes,
+            those old entries take the read's weight from the one it wants. The slope, shared by every age,
+            carries the trend over to them.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class CircularBufferMemory(Memory):
         key_lag: int | Sequence[int] = 0,
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
+        age_slope: bool = False,
     ):
         super().__init__()
         if capacity < 1:
@@ -79,6 +87,8 @@ class CircularBufferMemory(Memory):
             )
         if age_bias and not age_bias_scale > 0:
             raise ConfigError(f"{type(self).__name__} age_bias_scale must be > 0, got {age_bias_scale}")
+        if age_slope and not age_bias:
+            raise ConfigError(f"{type(self).__name__} age_slope shapes the age logits: set age_bias: true with it")
         self.key_lag = int(any(head_lags))  # whether the previous step's query is kept
         self.head_lags = head_lags
         self.register_buffer("_lagged_heads", torch.tensor(head_lags, dtype=torch.bool)[:, None], persistent=False)
@@ -87,6 +97,9 @@ class CircularBufferMemory(Memory):
         self.key_dim = key_dim
         self.value_dim = value_dim
         self.age_bias = nn.Parameter(torch.zeros(num_heads, capacity)) if age_bias else None
+        self.age_slope = nn.Parameter(torch.zeros(num_heads)) if age_slope else None
+        log_ages = torch.arange(1, capacity + 1, dtype=torch.float32).log()
+        self.register_buffer("_log_ages", log_ages, persistent=False)
         self.age_bias_scale = age_bias_scale
         self._attention: torch.Tensor | None = None
         self._fill: torch.Tensor | None = None
@@ -129,7 +142,7 @@ class CircularBufferMemory(Memory):
         # then writes at slot 0.
         valid = state["valid"] & ~reset[:, None]
         pointer = state["pointer"] * ~reset
-        ages = None if self.age_bias is None else self.age_bias_scale * self.age_bias
+        ages = self.age_logits()
         heads = self._query_heads(query.unsqueeze(1))[:, 0]  # [B, nh, dk]
         read = self._output(step_attention(heads, keys, values, valid, ages, pointer))
 
@@ -146,6 +159,15 @@ class CircularBufferMemory(Memory):
         if self.key_lag:
             new_state["previous"] = query.to(state["previous"].dtype)  # the state keeps its dtype under autocast
         return read, new_state
+
+    def age_logits(self) -> torch.Tensor | None:
+        """The age logits `[heads, N]` (age `a` at index `a - 1`), or None without `age_bias`."""
+        if self.age_bias is None:
+            return None
+        logits = self.age_bias
+        if self.age_slope is not None:
+            logits = logits + self.age_slope[:, None] * self._log_ages
+        return self.age_bias_scale * logits
 
     def _keys_values(self, query: torch.Tensor, previous: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """What the steps write: values from `query [..., H]`, each head's key from `query` or, for a lagged
@@ -167,7 +189,7 @@ class CircularBufferMemory(Memory):
         per head, instead of scattering B * T * (N + T) adds into them.
         """
         n = self.capacity
-        logits = self.age_bias_scale * self.age_bias  # [heads, N]: age a at index a - 1
+        logits = self.age_logits()  # [heads, N]: age a at index a - 1
         oldest = logits[:, -1:]
         # carried: window t of [ages 1 .. N, then N repeated] starts at age t + 1
         ranks = n if ranks is None else ranks
@@ -296,8 +318,10 @@ class CircularBufferMemory(Memory):
             "write_rate": torch.ones((), device=self._attention.device),
         }
         if self.age_bias is not None:  # how far the favourite age stands above the average one
-            logits = self.age_bias_scale * self.age_bias.detach()
+            logits = self.age_logits().detach()
             stats["age_logit_peak"] = (logits.amax(-1) - logits.mean(-1)).mean()
+        if self.age_slope is not None:  # the heads' mean logit change per unit of log(age)
+            stats["age_slope"] = self.age_bias_scale * self.age_slope.detach().mean()
         return stats
 
 

@@ -30,6 +30,7 @@ class KVMemory(CircularBufferMemory):
         age_bias: add a learned per-head logit per entry age to the scores (see
             `CircularBufferMemory`): reads "the step k back" without a content match.
         age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
+        age_slope: a learned per-head slope on log(age) added to the age logits (see `CircularBufferMemory`).
     """
 
     def __init__(
@@ -42,10 +43,11 @@ class KVMemory(CircularBufferMemory):
         key_lag: int | list[int] = 0,
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
+        age_slope: bool = False,
     ):
         if num_heads < 1 or head_dim < 1:
             raise ConfigError(f"KVMemory needs num_heads >= 1 and head_dim >= 1, got {num_heads}, {head_dim}")
-        super().__init__(capacity, num_heads, head_dim, head_dim, key_lag, age_bias, age_bias_scale)
+        super().__init__(capacity, num_heads, head_dim, head_dim, key_lag, age_bias, age_bias_scale, age_slope)
         width = num_heads * head_dim
         self.query_size = query_size
         self.read_size = read_size or width

@@ -29,6 +29,7 @@ class RingMemory(CircularBufferMemory):
         age_bias: add a learned logit per entry age to the scores (with `read="mean"`: a learned
             recency weighting instead of the plain mean).
         age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
+        age_slope: a learned per-head slope on log(age) added to the age logits (see `CircularBufferMemory`).
     """
 
     def __init__(
@@ -40,10 +41,11 @@ class RingMemory(CircularBufferMemory):
         key_lag: int = 0,
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
+        age_slope: bool = False,
     ):
         if read not in READS:
             raise ConfigError(f"RingMemory read must be one of {READS}, got {read!r}")
-        super().__init__(capacity, 1, query_size, query_size, key_lag, age_bias, age_bias_scale)
+        super().__init__(capacity, 1, query_size, query_size, key_lag, age_bias, age_bias_scale, age_slope)
         self.query_size = query_size
         self.read_size = query_size
         self.read = read

@@ -19,6 +19,8 @@ def _random_age_bias(memory):
     """Age logits start at zero, which would make the age path invisible to the contract tests."""
     with torch.no_grad():
         memory.age_bias.copy_(torch.randn(memory.age_bias.shape, generator=torch.Generator().manual_seed(3)))
+        if memory.age_slope is not None:
+            memory.age_slope.copy_(torch.randn(memory.age_slope.shape, generator=torch.Generator().manual_seed(4)))
     return memory
 
 
@@ -47,6 +49,10 @@ MEMORIES = {
     # ranks some step sees (16 of 40 here), which must change nothing
     "kv_age_long": lambda: _random_age_bias(
         KVMemory(QUERY, capacity=40, num_heads=2, head_dim=3, key_lag=[1, 0], age_bias=True)
+    ),
+    # the same with a slope on log(age) shared by every age
+    "kv_age_slope": lambda: _random_age_bias(
+        KVMemory(QUERY, capacity=40, num_heads=2, head_dim=3, key_lag=[1, 0], age_bias=True, age_slope=True)
     ),
     "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),

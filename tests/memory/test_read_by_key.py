@@ -248,8 +248,50 @@ def test_key_lag_carries_the_previous_query_into_the_next_sequence_of_an_episode
         ({"key_lag": 2}, "key_lag must be 0 or 1"),
         ({"key_lag": [1, 0, 1]}, "per head"),
         ({"age_bias": True, "age_bias_scale": 0.0}, "age_bias_scale"),
+        ({"age_slope": True}, "set age_bias: true"),
     ],
 )
 def test_bad_circular_buffer_options_are_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         KVMemory(SIZE, **kwargs)
+
+
+def test_age_slope_adds_its_slope_times_log_age_to_every_ages_logit():
+    memory = KVMemory(SIZE, capacity=6, num_heads=2, head_dim=SIZE, age_bias=True, age_slope=True)
+    with torch.no_grad():
+        memory.age_bias.copy_(torch.randn(2, 6, generator=torch.Generator().manual_seed(0)))
+        memory.age_slope.copy_(torch.tensor([0.5, -1.0]))
+    ages = torch.arange(1, 7, dtype=torch.float32)
+    expected = memory.age_bias_scale * (memory.age_bias + memory.age_slope[:, None] * ages.log())
+    torch.testing.assert_close(memory.age_logits(), expected)
+
+
+def _weight_of_age(logits: torch.Tensor, age: int, step: int) -> torch.Tensor:
+    """The read's weight on the entry `age` steps back at episode step `step` (entries 1 .. step back), per head,
+    from the age logits alone (a content-blind read)."""
+    return logits[:, :step].softmax(-1)[:, age - 1]
+
+
+def _read_three_back_trained_on_short_episodes(slope: bool) -> tuple[float, float]:
+    """The weight on the entry 3 back at steps 12 and 60 of a content-blind read trained (300 Adam steps) to read
+    3 back at steps 3-12 only: ages 13-60 never get a gradient of their own."""
+    memory = KVMemory(SIZE, capacity=64, num_heads=1, head_dim=SIZE, age_bias=True, age_slope=slope)
+    optimizer = torch.optim.Adam(memory.parameters(), lr=1e-3)
+    for _ in range(300):
+        logits = memory.age_logits()
+        loss = -sum(_weight_of_age(logits, 3, step).log().sum() for step in range(3, 13))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return tuple(_weight_of_age(memory.age_logits(), 3, step).item() for step in (12, 60))
+
+
+def test_age_slope_carries_a_read_learned_on_short_episodes_to_longer_ones():
+    """Without the slope the ages a short episode never showed keep logit 0 and take most of a long episode's
+    read; the slope pushes them down with the ages it did show."""
+    short_without, long_without = _read_three_back_trained_on_short_episodes(slope=False)
+    short_with, long_with = _read_three_back_trained_on_short_episodes(slope=True)
+    assert short_without > 0.75 and short_with > 0.75  # both learned the read where they were trained
+    assert long_without < 0.5 * short_without  # and without the slope it does not carry to step 60
+    assert long_with > 2 * long_without
