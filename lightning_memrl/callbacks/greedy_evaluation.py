@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,17 @@ def rollout_datamodule(trainer: L.Trainer, who: str) -> Any:
     return dm
 
 
-def greedy_success(trainer: L.Trainer, pl_module: L.LightningModule, episodes: int | None) -> float:
-    """Greedy evaluation success rate on the data module's current task, averaged over DDP ranks
+def greedy_success(
+    trainer: L.Trainer, pl_module: L.LightningModule, episodes: int | None, task: dict[str, Any] | None = None
+) -> float:
+    """Greedy evaluation success rate on the data module's current task (or on the task arguments `task`,
+    through `RolloutDataModule.evaluating`, which leaves the training task alone), averaged over DDP ranks
     (so every rank decides on the same number)."""
     dm = trainer.datamodule
     was_training = pl_module.training
     pl_module.eval()
-    metrics = dm.evaluate(pl_module, episodes)
+    with dm.evaluating(**task) if task is not None else nullcontext():
+        metrics = dm.evaluate(pl_module, episodes)
     pl_module.train(was_training)
     return float(trainer.strategy.reduce(metrics["success_rate"].float(), reduce_op="mean"))
 

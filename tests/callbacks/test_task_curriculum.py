@@ -119,7 +119,7 @@ def test_a_raise_evaluates_the_next_stage_at_once_and_goes_on_while_stages_pass(
 
 def test_ranks_agree_on_the_averaged_success_and_on_every_decision():
     dm = _datamodule("delayed_cue", "easy")
-    cb = TaskCurriculum(every_n_env_steps=1)
+    cb = TaskCurriculum(every_n_env_steps=1, probe_target=False)
     # this rank alone would stay (0.92 < 0.95); with the other rank's 1.0 the mean is 0.96: both raise
     trainer, module = _driver(dm, [0.92, 0.0], _Strategy(other_success=[1.0]))
     cb.on_fit_start(trainer, module)
@@ -129,6 +129,56 @@ def test_ranks_agree_on_the_averaged_success_and_on_every_decision():
     trainer, module = _driver(dm, [1.0], _Strategy(other_decisions=[False, False]))
     cb._evaluate_and_update(trainer, module, 2)
     assert cb.stage == 1 and trainer.strategy.decisions == [True, False]
+
+
+def _evaluated_tasks(dm, successes):
+    """Make `dm.evaluate` return `successes` in turn and record the horizon each evaluation ran at."""
+    results, horizons = iter(successes), []
+
+    def evaluate(policy, num_episodes=None):
+        horizons.append(dm.eval_env.horizon)
+        return {"success_rate": torch.tensor(next(results))}
+
+    dm.evaluate = evaluate
+    return horizons
+
+
+def test_a_near_pass_evaluates_the_target_and_moves_there_when_it_is_met():
+    """Stage 0 at 0.91: under the 0.95 that raises, over permuted_copy medium's own 0.85. The target, evaluated
+    at once, meets it: the curriculum moves there, the target reached."""
+    dm = _datamodule("permuted_copy", "medium")
+    cb = TaskCurriculum(every_n_env_steps=1)
+    trainer, module = _driver(dm, [])
+    cb.on_fit_start(trainer, module)
+    horizons = _evaluated_tasks(dm, [0.91, 0.88])
+    cb._evaluate_and_update(trainer, module, 1)
+    assert horizons == [cb.stages[0]["horizon"], cb.stages[-1]["horizon"]]
+    assert cb.stage == len(cb.stages) - 1 and dm.env_kwargs == cb.stages[-1] and trainer.should_stop
+    assert cb.reached["success"] == pytest.approx(0.88) and cb.history[-1]["probed_from"] == 0
+    assert cb.results_fields()["env_steps_to_target"] == cb.history[-1]["env_steps"]
+
+
+def test_a_probe_that_misses_leaves_the_training_task_where_it_was():
+    dm = _datamodule("permuted_copy", "medium")
+    cb = TaskCurriculum(every_n_env_steps=1)
+    trainer, module = _driver(dm, [])
+    cb.on_fit_start(trainer, module)
+    horizons = _evaluated_tasks(dm, [0.91, 0.2])
+    cb._evaluate_and_update(trainer, module, 1)
+    assert cb.stage == 0 and dm.env_kwargs == cb.stages[0] and dm.eval_env.horizon == cb.stages[0]["horizon"]
+    assert len(horizons) == 2 and cb.reached is None and not trainer.should_stop
+    assert cb.results_fields()["curriculum_success"] == pytest.approx(0.91)  # the stage's, not the probe's
+
+
+@pytest.mark.parametrize(("success", "probe_target"), [(0.84, True), (0.91, False)])
+def test_no_probe_under_the_tasks_own_bar_or_when_it_is_off(success, probe_target):
+    dm = _datamodule("permuted_copy", "medium")
+    cb = TaskCurriculum(every_n_env_steps=1, probe_target=probe_target)
+    trainer, module = _driver(dm, [])
+    cb.on_fit_start(trainer, module)
+    horizons = _evaluated_tasks(dm, [success])
+    cb._evaluate_and_update(trainer, module, 1)
+    assert horizons == [cb.stages[0]["horizon"]] and cb.stage == 0
 
 
 def test_stop_at_target_false_keeps_training_and_records_the_first_time_only():
