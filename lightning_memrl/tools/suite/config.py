@@ -10,8 +10,8 @@ import copy
 import fnmatch
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,7 @@ class SuiteSpec:
     overrides: dict[str, Any]
     difficulty_overrides: dict[str, dict[str, Any]]
     task_overrides: dict[str, dict[str, Any]]
+    command_line: dict[str, Any] = field(default_factory=dict)  # `--set`: over every override section
 
     def runs(self, root_dir: Path | None = None) -> list[SuiteRun]:
         """Every run of the grid, in order experiment (task -> difficulty) -> controller -> seed."""
@@ -209,6 +210,7 @@ class SuiteSpec:
         config = deep_merge(config, nested(self.task_overrides.get(task, {})))
         config = deep_merge(config, nested(self.task_overrides.get(f"{task}/{difficulty}", {})))
         config = deep_merge(config, nested(controller.overrides))
+        config = deep_merge(config, nested(self.command_line))
         logger = {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
             "init_args": {"save_dir": str(run_dir), "name": "", "version": ""},
@@ -281,6 +283,25 @@ def load_suite(path: str | Path) -> SuiteSpec:
         difficulty_overrides=per_difficulty,
         task_overrides=per_task,
     )
+
+
+def with_command_line(suite: SuiteSpec, sets: Sequence[str] = (), variant: str | None = None) -> SuiteSpec:
+    """`suite` with `--set KEY=VALUE` on top of every override section (the value read as YAML) and, with
+    `variant`, every arm renamed `<name>-<variant>` (its own run ids, directories and table rows, so a variant
+    and the suite as written can share one results file)."""
+    updates: dict[str, Any] = {}
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, for example --set data.num_envs=512")
+        updates[key.strip()] = yaml.safe_load(text)
+    _check_no_grid_keys(updates, "--set", Path("the command line"))
+    controllers = suite.controllers
+    if variant is not None:
+        if not variant or "/" in variant:
+            raise ConfigError(f"--variant {variant!r}: give a non-empty name without '/' (it joins the arms' names)")
+        controllers = tuple(replace(c, name=f"{c.name}-{variant}") for c in controllers)
+    return replace(suite, command_line=deep_merge(suite.command_line, nested(updates)), controllers=controllers)
 
 
 def _required(raw: dict[str, Any], key: str, path: Path) -> list[Any]:

@@ -41,7 +41,7 @@ Suite YAML schema (paths relative to the working directory, as for `memrl fit --
       n_back: {data.gamma: 0.9}
 
 Each run's config is the base configs, then `overrides`, `difficulty_overrides[d]`,
-`task_overrides[t]`, `task_overrides[t/d]`, then the grid's own keys (`data.env`,
+`task_overrides[t]`, `task_overrides[t/d]`, the command line's `--set KEY=VALUE`, then the grid's own keys (`data.env`,
 `data.difficulty`, `data.seed`, `model.controller`, `trainer.default_root_dir`, `trainer.logger`),
 which the override sections may not set. `--dry-run` lists every run with its status, command and
 this merged config, and checks that every task is registered; `--print-config` instead asks
@@ -69,7 +69,7 @@ import lightning_memrl
 from lightning_memrl.envs.registry import get_task_spec
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.main import STOP_WITH_PARENT
-from lightning_memrl.tools.suite.config import SuiteRun, is_gym_task, load_suite
+from lightning_memrl.tools.suite.config import SuiteRun, is_gym_task, load_suite, with_command_line
 from lightning_memrl.tools.suite.records import append_record, is_finished, make_record, read_records
 
 RESULTS_FILE = "results.json"
@@ -100,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="keep runs matching key=glob[,glob] (task, difficulty, controller, seed) or a run-id glob; repeatable",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config key for every run, over every override section of the suite (value read as YAML), e.g. --set "
+        "data.num_envs=512; repeatable",
+    )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="append -NAME to every arm's name: a variant made with --set gets its own runs and table rows",
+    )
     parser.add_argument("--in-process", action="store_true", help="run each fit in this process, not a subprocess")
     parser.add_argument("--jobs", type=_positive_int, default=1, help="subprocess runs at once (default 1)")
     parser.add_argument("--threads", type=_positive_int, help="torch threads per run (default: cores // jobs)")
@@ -127,7 +140,7 @@ def _positive_int(text: str) -> int:
 def run_main(argv: Sequence[str]) -> int:
     """`memrl suite --config ...`: dry-run or run the grid. Returns 0, 1 (some run failed) or 2 (bad config)."""
     opts = _parser().parse_args(argv)
-    suite = load_suite(opts.config)
+    suite = with_command_line(load_suite(opts.config), opts.set, opts.variant)
     runs = [run for run in suite.runs(opts.root_dir) if run.matches(opts.filter)]
     if not runs:
         raise ConfigError(f"no run of suite {suite.name!r} matches the filters {opts.filter}")

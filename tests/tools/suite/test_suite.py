@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.tools.suite import run as suite_module
-from lightning_memrl.tools.suite.config import deep_merge, flatten, load_suite, nested
+from lightning_memrl.tools.suite.config import deep_merge, flatten, load_suite, nested, with_command_line
 from lightning_memrl.tools.suite.plot import learning_curve
 from lightning_memrl.tools.suite.records import machine_description, make_record
 from lightning_memrl.tools.suite.run import main, read_records
@@ -270,3 +270,29 @@ def test_records_keep_what_a_curriculum_reached(tiny_suite):
     record = make_record(run, {**result, **curriculum})
     assert {key: record[key] for key in curriculum} == curriculum
     assert "curriculum_stage" not in make_record(run, result)
+
+
+def test_set_and_variant_change_every_run_over_every_override_section(tmp_path):
+    path = write_suite(tmp_path / "s.yaml", difficulty_overrides={"easy": {"trainer.max_epochs": 3}})
+    suite = with_command_line(load_suite(path), ["trainer.max_epochs=7", "model.lr=0.0003"], variant="slow")
+    run = suite.runs()[0]
+    config = run.merged_config()
+    assert config["trainer"]["max_epochs"] == 7  # over difficulty_overrides
+    assert config["model"]["lr"] == 0.0003 and config["data"]["num_envs"] == 16  # the suite's other keys stay
+    assert run.run_id == "delayed_cue/easy/gru-slow/seed0" and run.run_dir.parent.name == "gru-slow"
+    assert run.config_hash != load_suite(path).runs()[0].config_hash
+
+
+@pytest.mark.parametrize(
+    ("sets", "variant", "message"),
+    [(["data.num_envs"], None, "KEY=VALUE"), (["data.seed=3"], None, "the grid sets"), ([], "a/b", "without '/'")],
+)
+def test_bad_set_and_variant_are_config_errors(tiny_suite, sets, variant, message):
+    with pytest.raises(ConfigError, match=message):
+        with_command_line(load_suite(tiny_suite), sets, variant)
+
+
+def test_the_command_line_sets_reach_the_dry_run(tiny_suite, capsys):
+    assert main(["--config", str(tiny_suite), "--dry-run", "--set", "data.num_envs=32", "--variant", "wide"]) == 0
+    out = capsys.readouterr().out
+    assert "[todo] delayed_cue/easy/gru-wide/seed0" in out and "num_envs: 32" in out
