@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -199,23 +199,21 @@ class CircularBufferMemory(Memory):
         in_sequence = torch.cat([recent, torch.zeros_like(recent)], 1).unfold(1, t_len, 1)[:, 1:].flip(1)
         return torch.cat([carried, in_sequence], -1)
 
-    @contextmanager
-    def write_in_place(self) -> Iterator[None]:
+    def write_in_place(self) -> AbstractContextManager:
         """`forward_step` writes its entry into the given buffers instead of copies (see `Memory`)."""
-        self._in_place = True
-        try:
-            yield
-        finally:
-            self._in_place = False
+        return self._flagged("_in_place")
+
+    def discard_final_state(self) -> AbstractContextManager:
+        """`forward_sequence` returns no state: the buffers after the last step are not gathered (see `Memory`)."""
+        return self._flagged("_final_state_discarded")
 
     @contextmanager
-    def discard_final_state(self) -> Iterator[None]:
-        """`forward_sequence` returns no state: the buffers after the last step are not gathered (see `Memory`)."""
-        self._final_state_discarded = True
+    def _flagged(self, flag: str) -> Iterator[None]:
+        setattr(self, flag, True)
         try:
             yield
         finally:
-            self._final_state_discarded = False
+            setattr(self, flag, False)
 
     def _write(self, buffer: torch.Tensor, pointer: torch.Tensor, entry: torch.Tensor) -> torch.Tensor:
         """`buffer [B, N, nh, d]` with `entry [B, nh, d]` at `pointer [B]`: a copy, or `buffer` itself in place."""

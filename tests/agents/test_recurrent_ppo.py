@@ -9,9 +9,10 @@ from lightning_memrl.agents import RecurrentPPO
 from lightning_memrl.agents.epoch_means import EpochMeans
 from lightning_memrl.controllers import GRU, LSTM, Transformer
 from lightning_memrl.data import RolloutDataModule
-from lightning_memrl.data.batch import SequenceBatch
 from lightning_memrl.errors import ConfigError, TrainingDivergedError
 from lightning_memrl.memory import KVMemory
+
+from ._batches import sequence_batch
 
 
 def _tiny(controller=None, **model_kwargs):
@@ -170,19 +171,7 @@ def test_the_update_builds_no_final_state_of_the_controller_or_the_memory():
             return out
 
         module.forward_sequence = spy
-    s, length = 2, 6
-    batch = SequenceBatch(
-        obs=torch.randn(s, length, dm.env_spec.observation_size),
-        starts=torch.zeros(s, length, dtype=torch.bool),
-        states=agent.initial_state(s),
-        actions=torch.zeros(s, length - 2, dtype=torch.long),
-        log_probs=torch.zeros(s, length - 2),
-        values=torch.zeros(s, length - 2),
-        advantages=torch.zeros(s, length - 2),
-        returns=torch.zeros(s, length - 2),
-        burn_in=2,
-    )
-    agent.evaluate_sequences(batch)
+    agent.evaluate_sequences(sequence_batch(agent, sequences=2, length=4, burn_in=2))
     burn_in, update = returned[:2], returned[2:]
     assert all(state is not None for state in burn_in)  # the burn-in's state is the update's start
     assert update[0] == (None, None) and update[1] is None  # the Transformer's two layers, the memory
@@ -194,18 +183,7 @@ def test_entropy_on_head_only_stops_the_bonus_gradient_at_the_action_head(head_o
     memory = KVMemory(query_size=16, capacity=4, num_heads=2, head_dim=4, age_bias=True)
     torch.manual_seed(0)
     agent = RecurrentPPO(GRU(16), env_spec=dm.env_spec, memory=memory, entropy_on_head_only=head_only)
-    s, length = 2, 5
-    batch = SequenceBatch(
-        obs=torch.randn(s, length, dm.env_spec.observation_size),
-        starts=torch.zeros(s, length, dtype=torch.bool),
-        states=agent.initial_state(s),
-        actions=torch.zeros(s, length, dtype=torch.long),
-        log_probs=torch.zeros(s, length),
-        values=torch.zeros(s, length),
-        advantages=torch.zeros(s, length),
-        returns=torch.zeros(s, length),
-    )
-    log_prob, entropy, _ = agent.evaluate_sequences(batch)
+    log_prob, entropy, _ = agent.evaluate_sequences(sequence_batch(agent, sequences=2, length=5))
     entropy.sum().backward(retain_graph=True)
     below_head = [p.grad for p in [*agent.controller.parameters(), *agent.memory.parameters()]]
     assert all(g is not None and g.abs().sum() > 0 for g in (p.grad for p in agent.actor.parameters()))

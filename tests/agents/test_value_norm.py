@@ -6,7 +6,8 @@ import torch
 from lightning_memrl.agents import RecurrentPPO, ValueNormalizer
 from lightning_memrl.controllers import GRU
 from lightning_memrl.data import RolloutDataModule
-from lightning_memrl.data.batch import SequenceBatch
+
+from ._batches import sequence_batch
 
 
 def test_identity_before_the_first_update():
@@ -71,12 +72,10 @@ def test_acting_values_are_denormalised_critic_outputs():
 def test_value_loss_is_taken_on_normalised_targets():
     dm, agent = _agent(normalize_values=True, vf_coef=0.5)
     s, length = 2, 8
-    batch = SequenceBatch(
-        obs=torch.randn(s, length, dm.env_spec.observation_size),
-        starts=torch.zeros(s, length, dtype=torch.bool),
-        states=agent.initial_state(s),
-        actions=torch.zeros(s, length, dtype=torch.long),
-        log_probs=torch.zeros(s, length),
+    batch = sequence_batch(
+        agent,
+        s,
+        length,
         values=torch.full((s, length), 100.0),
         advantages=torch.randn(s, length),
         returns=100.0 + 10.0 * torch.randn(s, length),

@@ -143,15 +143,22 @@ def _evaluated_tasks(dm, successes):
     return horizons
 
 
+def _one_round_at_the_first_stage(successes, **kwargs):
+    """permuted_copy medium (target_success 0.85) at its first stage; one evaluation round whose evaluations
+    return `successes` in turn. Returns the data module, the callback, the trainer and the evaluated horizons."""
+    dm = _datamodule("permuted_copy", "medium")
+    cb = TaskCurriculum(every_n_env_steps=1, **kwargs)
+    trainer, module = _driver(dm, [])
+    cb.on_fit_start(trainer, module)
+    horizons = _evaluated_tasks(dm, successes)
+    cb._evaluate_and_update(trainer, module, 1)
+    return dm, cb, trainer, horizons
+
+
 def test_a_near_pass_evaluates_the_target_and_moves_there_when_it_is_met():
     """Stage 0 at 0.91: under the 0.95 that raises, over permuted_copy medium's own 0.85. The target, evaluated
     at once, meets it: the curriculum moves there, the target reached."""
-    dm = _datamodule("permuted_copy", "medium")
-    cb = TaskCurriculum(every_n_env_steps=1)
-    trainer, module = _driver(dm, [])
-    cb.on_fit_start(trainer, module)
-    horizons = _evaluated_tasks(dm, [0.91, 0.88])
-    cb._evaluate_and_update(trainer, module, 1)
+    dm, cb, trainer, horizons = _one_round_at_the_first_stage([0.91, 0.88])
     assert horizons == [cb.stages[0]["horizon"], cb.stages[-1]["horizon"]]
     assert cb.stage == len(cb.stages) - 1 and dm.env_kwargs == cb.stages[-1] and trainer.should_stop
     assert cb.reached["success"] == pytest.approx(0.88) and cb.history[-1]["probed_from"] == 0
@@ -159,12 +166,7 @@ def test_a_near_pass_evaluates_the_target_and_moves_there_when_it_is_met():
 
 
 def test_a_probe_that_misses_leaves_the_training_task_where_it_was():
-    dm = _datamodule("permuted_copy", "medium")
-    cb = TaskCurriculum(every_n_env_steps=1)
-    trainer, module = _driver(dm, [])
-    cb.on_fit_start(trainer, module)
-    horizons = _evaluated_tasks(dm, [0.91, 0.2])
-    cb._evaluate_and_update(trainer, module, 1)
+    dm, cb, trainer, horizons = _one_round_at_the_first_stage([0.91, 0.2])
     assert cb.stage == 0 and dm.env_kwargs == cb.stages[0] and dm.eval_env.horizon == cb.stages[0]["horizon"]
     assert len(horizons) == 2 and cb.reached is None and not trainer.should_stop
     assert cb.results_fields()["curriculum_success"] == pytest.approx(0.91)  # the stage's, not the probe's
@@ -172,12 +174,7 @@ def test_a_probe_that_misses_leaves_the_training_task_where_it_was():
 
 @pytest.mark.parametrize(("success", "probe_target"), [(0.84, True), (0.91, False)])
 def test_no_probe_under_the_tasks_own_bar_or_when_it_is_off(success, probe_target):
-    dm = _datamodule("permuted_copy", "medium")
-    cb = TaskCurriculum(every_n_env_steps=1, probe_target=probe_target)
-    trainer, module = _driver(dm, [])
-    cb.on_fit_start(trainer, module)
-    horizons = _evaluated_tasks(dm, [success])
-    cb._evaluate_and_update(trainer, module, 1)
+    _, cb, _, horizons = _one_round_at_the_first_stage([success], probe_target=probe_target)
     assert horizons == [cb.stages[0]["horizon"]] and cb.stage == 0
 
 
