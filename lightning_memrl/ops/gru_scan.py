@@ -115,6 +115,7 @@ class _GRUScan(torch.autograd.Function):
             return out.transpose(0, 1)
         w_rz, w_n = weight_hh[: 2 * H].t(), weight_hh[2 * H :].t()
         b_rz, b_n = bias_hh[: 2 * H], bias_hh[2 * H :]
+        gi_rz = gi_t[..., : 2 * H] + b_rz  # the r and z biases of every step at once, rows contiguous for addmm
         prev = gi.new_empty(T, B, H)  # masked previous state of each step
         rz = gi.new_empty(T, B, 2 * H)
         n = gi.new_empty(T, B, H)
@@ -123,10 +124,10 @@ class _GRUScan(torch.autograd.Function):
         h = h0
         for t in range(T):
             hp = torch.mul(h, keep_t[t], out=prev[t])
-            torch.sigmoid(torch.addmm(gi_t[t, :, : 2 * H], hp, w_rz).add_(b_rz), out=rz[t])
+            torch.sigmoid(torch.addmm(gi_rz[t], hp, w_rz, out=rz[t]), out=rz[t])
             torch.addmm(b_n, hp, w_n, out=gh_n[t])
             torch.tanh(torch.addcmul(gi_t[t, :, 2 * H :], rz[t, :, :H], gh_n[t]), out=n[t])
-            h = torch.addcmul(n[t], rz[t, :, H:], hp - n[t], out=out[t])
+            h = torch.lerp(n[t], hp, rz[t, :, H:], out=out[t])  # n + z (hp - n)
         ctx.save_for_backward(keep_t, weight_hh, prev, rz, n, gh_n)
         return out.transpose(0, 1)
 
@@ -148,23 +149,22 @@ class _GRUScan(torch.autograd.Function):
         a_n = (1 - z) * (1 - n * n)  # d_an = g * a_n
         a_r = gh_n * r * (1 - r)  # d_ar = d_an * a_r
         a_z = (prev - n) * z * (1 - z)  # d_az = g * a_z
-        d_gi = prev.new_empty(T, B, 3 * H)  # [d_ar, d_az, d_an]: the gradients of the gate pre-activations
-        d_ar_az, d_an = d_gi[..., : 2 * H], d_gi[..., 2 * H :]
-        d_ghn = torch.empty_like(prev)  # gradient of W_hn h + b_hn
-        w_rz, w_n = weight_hh[: 2 * H], weight_hh[2 * H :]
+        # [d_ar, d_az, d_ghn]: the gradients of W_hh h + b_hh, whose rows go to one addmm per step (contiguous),
+        # and whose first two thirds are also those of the r and z pre-activations
+        d_gh = prev.new_empty(T, B, 3 * H)
+        d_an = torch.empty_like(prev)  # gradient of the n pre-activation
         carry = torch.zeros_like(prev[0])
         for t in range(T - 1, -1, -1):
             g = grad_t[t] + carry
             torch.mul(g, a_n[t], out=d_an[t])
-            torch.mul(d_an[t], r[t], out=d_ghn[t])
-            torch.mul(d_an[t], a_r[t], out=d_gi[t, :, :H])
-            torch.mul(g, a_z[t], out=d_gi[t, :, H : 2 * H])
-            d_prev = torch.addmm(g * z[t], d_ar_az[t], w_rz).addmm_(d_ghn[t], w_n)
-            carry = d_prev.mul_(keep_t[t])
-        prev_2d = prev.reshape(T * B, H)
-        d_weight = torch.cat([d_ar_az.reshape(T * B, 2 * H).t() @ prev_2d, d_ghn.reshape(T * B, H).t() @ prev_2d])
-        d_bias = torch.cat([d_ar_az.sum((0, 1)), d_ghn.sum((0, 1))])
-        return d_gi.transpose(0, 1), carry, None, d_weight, d_bias, None
+            torch.mul(d_an[t], r[t], out=d_gh[t, :, 2 * H :])
+            torch.mul(d_an[t], a_r[t], out=d_gh[t, :, :H])
+            torch.mul(g, a_z[t], out=d_gh[t, :, H : 2 * H])
+            carry = torch.addmm(g * z[t], d_gh[t], weight_hh).mul_(keep_t[t])
+        d_gh_2d = d_gh.reshape(T * B, 3 * H)
+        d_weight = d_gh_2d.t() @ prev.reshape(T * B, H)
+        d_gi = torch.cat([d_gh[..., : 2 * H], d_an], -1)
+        return d_gi.transpose(0, 1), carry, None, d_weight, d_gh_2d.sum(0), None
 
 
 def gru_scan(
