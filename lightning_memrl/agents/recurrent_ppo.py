@@ -73,11 +73,6 @@ class RecurrentPPO(L.LightningModule):
         value_clip: clip of the value update around the acting-time value (`None`: off).
         vf_coef: value loss weight.
         ent_coef: entropy bonus weight.
-        entropy_on_head_only: the entropy bonus trains the action head alone (its input features detached for
-            it): actions stay stochastic through the head's logit scale, and the bonus no longer pays the
-            controller and the memory to blur what they read. On n_back its gradient pushed the age logits of
-            old entries up (a diffuse read makes less certain actions) against a policy gradient that is nearly
-            zero once most answers are right.
         aux_coef: weight of the memory's auxiliary loss.
         normalize_advantages: standardise advantages per minibatch.
         log_std_init: initial log standard deviation of `box` (continuous) actions.
@@ -109,7 +104,6 @@ class RecurrentPPO(L.LightningModule):
         value_clip: float | None = None,
         vf_coef: float = 0.5,
         ent_coef: float = 0.01,
-        entropy_on_head_only: bool = False,
         aux_coef: float = 1.0,
         normalize_advantages: bool = True,
         log_std_init: float = 0.0,
@@ -314,11 +308,8 @@ class RecurrentPPO(L.LightningModule):
         obs = batch.obs[:, b:]
         with self._final_state_discarded():  # only the features are used: no state after the sequence is built
             features, _ = self._features_sequence(obs, state, batch.starts[:, b:])
-        mask = action_mask(obs, self.env_spec)
-        dist = self.actor.distribution(features, mask)
+        dist = self.actor.distribution(features, action_mask(obs, self.env_spec))
         log_prob, entropy = dist.log_prob(batch.actions), dist.entropy()
-        if self.hparams.entropy_on_head_only:  # the same value; its gradient stops at the head's input
-            entropy = self.actor.distribution(features.detach(), mask).entropy()
         value = self.critic(features).squeeze(-1).float()
         return log_prob, entropy, value
 

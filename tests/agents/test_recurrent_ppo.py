@@ -175,22 +175,3 @@ def test_the_update_builds_no_final_state_of_the_controller_or_the_memory():
     burn_in, update = returned[:2], returned[2:]
     assert all(state is not None for state in burn_in)  # the burn-in's state is the update's start
     assert update[0] == (None, None) and update[1] is None  # the Transformer's two layers, the memory
-
-
-@pytest.mark.parametrize("head_only", [False, True])
-def test_entropy_on_head_only_stops_the_bonus_gradient_at_the_action_head(head_only):
-    dm = RolloutDataModule(env_kwargs={"horizon": 5}, num_envs=4, rollout_steps=8, seq_len=4)
-    memory = KVMemory(query_size=16, capacity=4, num_heads=2, head_dim=4, age_bias=True)
-    torch.manual_seed(0)
-    agent = RecurrentPPO(GRU(16), env_spec=dm.env_spec, memory=memory, entropy_on_head_only=head_only)
-    log_prob, entropy, _ = agent.evaluate_sequences(sequence_batch(agent, sequences=2, length=5))
-    entropy.sum().backward(retain_graph=True)
-    below_head = [p.grad for p in [*agent.controller.parameters(), *agent.memory.parameters()]]
-    assert all(g is not None and g.abs().sum() > 0 for g in (p.grad for p in agent.actor.parameters()))
-    if head_only:
-        assert all(g is None or g.abs().sum() == 0 for g in below_head)
-    else:
-        assert any(g is not None and g.abs().sum() > 0 for g in below_head)
-    agent.zero_grad()
-    log_prob.sum().backward()  # the policy gradient still reaches everything
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.memory.parameters())
