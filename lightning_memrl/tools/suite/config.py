@@ -295,7 +295,7 @@ def with_command_line(suite: SuiteSpec, sets: Sequence[str] = (), variant: str |
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: write KEY=VALUE, for example --set data.num_envs=512")
         updates[key.strip()] = yaml.safe_load(text)
-    _check_no_grid_keys(updates, "--set", Path("the command line"))
+    _check_no_grid_keys(updates, "--set", None)
     controllers = suite.controllers
     if variant is not None:
         if not variant or "/" in variant:
@@ -403,15 +403,19 @@ def _controller(item: Any, path: Path) -> ControllerSpec:
     )
 
 
-def _check_no_grid_keys(mapping: dict[str, Any], where: str, path: Path) -> None:
-    flat = flatten(nested(mapping))
-    for key in flat:
-        for grid_key in GRID_KEYS:
-            if key == grid_key or key.startswith(grid_key + "."):
+def _check_no_grid_keys(mapping: dict[str, Any], where: str, path: Path | None) -> None:
+    """No key of `mapping` may set what the grid sets; `path` None: the mapping is the command line's `--set`."""
+    for key in flatten(nested(mapping)):
+        if any(key == grid_key or key.startswith(grid_key + ".") for grid_key in GRID_KEYS):
+            if path is None:
                 raise ConfigError(
-                    f"suite {path}: {where} sets {key!r}, which the grid sets for every run; "
-                    "use tasks / difficulties / controllers / seeds / root_dir instead"
+                    f"--set {key}: the grid sets {key!r} for every run; pick runs with --filter (task, difficulty, "
+                    "controller, seed) and their log root with --root-dir"
                 )
+            raise ConfigError(
+                f"suite {path}: {where} sets {key!r}, which the grid sets for every run; "
+                "use tasks / difficulties / controllers / seeds / root_dir instead"
+            )
 
 
 # --- dict helpers -----------------------------------------------------------------------------------

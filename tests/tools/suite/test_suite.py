@@ -285,7 +285,7 @@ def test_set_and_variant_change_every_run_over_every_override_section(tmp_path):
 
 @pytest.mark.parametrize(
     ("sets", "variant", "message"),
-    [(["data.num_envs"], None, "KEY=VALUE"), (["data.seed=3"], None, "the grid sets"), ([], "a/b", "without '/'")],
+    [(["data.num_envs"], None, "KEY=VALUE"), (["data.seed=3"], None, "--filter"), ([], "a/b", "without '/'")],
 )
 def test_bad_set_and_variant_are_config_errors(tiny_suite, sets, variant, message):
     with pytest.raises(ConfigError, match=message):
