@@ -16,7 +16,7 @@ attention scores, the relative-position bias of T5-style attention, exact per st
 always wants the step a fixed distance back (the i-th token of a copy, a cue at a fixed delay) learns
 one number per head instead of a content match. With `age_slope=True` each head also learns one slope on
 log(age), shared by every age: the ages a training horizon never showed (their own logits still at their
-start) follow the trend of those it did, so a longer episode reads as the shorter ones were read.
+start) follow the trend of those it did.
 """
 
 from __future__ import annotations
