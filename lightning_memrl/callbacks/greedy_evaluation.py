@@ -23,19 +23,26 @@ def rollout_datamodule(trainer: L.Trainer, who: str) -> Any:
     return dm
 
 
-def greedy_success(
+def greedy_metrics(
     trainer: L.Trainer, pl_module: L.LightningModule, episodes: int | None, task: dict[str, Any] | None = None
-) -> float:
-    """Greedy evaluation success rate on the data module's current task (or on the task arguments `task`,
-    through `RolloutDataModule.evaluating`, which leaves the training task alone), averaged over DDP ranks
-    (so every rank decides on the same number)."""
+) -> dict[str, float]:
+    """A greedy evaluation's metrics on the data module's current task (or on the task arguments `task`,
+    through `RolloutDataModule.evaluating`, which leaves the training task alone), each averaged over DDP
+    ranks (so every rank decides on the same numbers)."""
     dm = trainer.datamodule
     was_training = pl_module.training
     pl_module.eval()
-    with dm.evaluating(**task) if task is not None else nullcontext():
+    with dm.evaluating(**task) if task else nullcontext():
         metrics = dm.evaluate(pl_module, episodes)
     pl_module.train(was_training)
-    return float(trainer.strategy.reduce(metrics["success_rate"].float(), reduce_op="mean"))
+    return {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
+
+
+def greedy_success(
+    trainer: L.Trainer, pl_module: L.LightningModule, episodes: int | None, task: dict[str, Any] | None = None
+) -> float:
+    """The success rate of `greedy_metrics`."""
+    return greedy_metrics(trainer, pl_module, episodes, task)["success_rate"]
 
 
 def env_steps(trainer: L.Trainer) -> int:

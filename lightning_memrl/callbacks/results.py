@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+
+from lightning_memrl.callbacks.greedy_evaluation import greedy_metrics
 
 
 def accelerator_name(device: torch.device | str) -> str:
@@ -80,17 +81,11 @@ class ResultsJson(L.Callback):
 
     def _final_evaluation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         wall = time.perf_counter() - self._started
-        dm = trainer.datamodule
         task = {}
         for callback in trainer.callbacks:
             if hasattr(callback, "final_evaluation_task"):
                 task.update(callback.final_evaluation_task() or {})
-        was_training = pl_module.training
-        pl_module.eval()
-        with dm.evaluating(**task) if task else nullcontext():
-            metrics = dm.evaluate(pl_module, self.final_eval_episodes)
-        pl_module.train(was_training)
-        metrics = {k: float(trainer.strategy.reduce(v.float(), reduce_op="mean")) for k, v in metrics.items()}
+        metrics: dict[str, Any] = greedy_metrics(trainer, pl_module, self.final_eval_episodes, task)
         metrics.setdefault("success_rate", None)
         for callback in trainer.callbacks:
             if hasattr(callback, "results_fields"):
