@@ -270,7 +270,12 @@ def load_suite(path: str | Path) -> SuiteSpec:
     ):
         if not isinstance(mapping, dict):
             raise ConfigError(f"suite {path}: {where} must be a mapping of config keys to values")
-        _check_no_grid_keys(mapping, where, path)
+        key = _grid_key(mapping)
+        if key is not None:
+            raise ConfigError(
+                f"suite {path}: {where} sets {key!r}, which the grid sets for every run; "
+                "use tasks / difficulties / controllers / seeds / root_dir instead"
+            )
     return SuiteSpec(
         name=name,
         description=str(raw.get("description", "")),
@@ -295,7 +300,12 @@ def with_command_line(suite: SuiteSpec, sets: Sequence[str] = (), variant: str |
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: write KEY=VALUE, for example --set data.num_envs=512")
         updates[key.strip()] = yaml.safe_load(text)
-    _check_no_grid_keys(updates, "--set", None)
+    key = _grid_key(updates)
+    if key is not None:
+        raise ConfigError(
+            f"--set {key}: the grid sets {key!r} for every run; pick runs with --filter (task, difficulty, "
+            "controller, seed) and their log root with --root-dir"
+        )
     controllers = suite.controllers
     if variant is not None:
         if not variant or "/" in variant:
@@ -403,19 +413,12 @@ def _controller(item: Any, path: Path) -> ControllerSpec:
     )
 
 
-def _check_no_grid_keys(mapping: dict[str, Any], where: str, path: Path | None) -> None:
-    """No key of `mapping` may set what the grid sets; `path` None: the mapping is the command line's `--set`."""
+def _grid_key(mapping: dict[str, Any]) -> str | None:
+    """The first key of `mapping` (dotted) that sets what the grid sets for every run, or None."""
     for key in flatten(nested(mapping)):
         if any(key == grid_key or key.startswith(grid_key + ".") for grid_key in GRID_KEYS):
-            if path is None:
-                raise ConfigError(
-                    f"--set {key}: the grid sets {key!r} for every run; pick runs with --filter (task, difficulty, "
-                    "controller, seed) and their log root with --root-dir"
-                )
-            raise ConfigError(
-                f"suite {path}: {where} sets {key!r}, which the grid sets for every run; "
-                "use tasks / difficulties / controllers / seeds / root_dir instead"
-            )
+            return key
+    return None
 
 
 # --- dict helpers -----------------------------------------------------------------------------------
