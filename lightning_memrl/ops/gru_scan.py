@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_memrl.ops.kernel_choice import KernelChoice, choose_kernel
+from lightning_memrl.ops.per_step import per_step
 from lightning_memrl.ops.triton_support import triton_available
 
 
@@ -121,13 +122,14 @@ class _GRUScan(torch.autograd.Function):
         n = gi.new_empty(T, B, H)
         gh_n = gi.new_empty(T, B, H)
         out = gi.new_empty(T, B, H)
+        steps = per_step(prev, keep_t, gi_rz, rz, rz[..., :H], rz[..., H:], gh_n, gi_t[..., 2 * H :], n, out)
         h = h0
-        for t in range(T):
-            hp = torch.mul(h, keep_t[t], out=prev[t])
-            torch.sigmoid(torch.addmm(gi_rz[t], hp, w_rz, out=rz[t]), out=rz[t])
-            torch.addmm(b_n, hp, w_n, out=gh_n[t])
-            torch.tanh(torch.addcmul(gi_t[t, :, 2 * H :], rz[t, :, :H], gh_n[t]), out=n[t])
-            h = torch.lerp(n[t], hp, rz[t, :, H:], out=out[t])  # n + z (hp - n)
+        for hp, keep, gi_rz_t, rz_t, r_t, z_t, gh_n_t, gi_n_t, n_t, out_t in steps:
+            torch.mul(h, keep, out=hp)
+            torch.sigmoid(torch.addmm(gi_rz_t, hp, w_rz, out=rz_t), out=rz_t)
+            torch.addmm(b_n, hp, w_n, out=gh_n_t)
+            torch.tanh(torch.addcmul(gi_n_t, r_t, gh_n_t), out=n_t)
+            h = torch.lerp(n_t, hp, z_t, out=out_t)  # n + z (hp - n)
         ctx.save_for_backward(keep_t, weight_hh, prev, rz, n, gh_n)
         return out.transpose(0, 1)
 
@@ -154,13 +156,15 @@ class _GRUScan(torch.autograd.Function):
         d_gh = prev.new_empty(T, B, 3 * H)
         d_an = torch.empty_like(prev)  # gradient of the n pre-activation
         carry = torch.zeros_like(prev[0])
-        for t in range(T - 1, -1, -1):
-            g = grad_t[t] + carry
-            torch.mul(g, a_n[t], out=d_an[t])
-            torch.mul(d_an[t], r[t], out=d_gh[t, :, 2 * H :])
-            torch.mul(d_an[t], a_r[t], out=d_gh[t, :, :H])
-            torch.mul(g, a_z[t], out=d_gh[t, :, H : 2 * H])
-            carry = torch.addmm(g * z[t], d_gh[t], weight_hh).mul_(keep_t[t])
+        d_ar, d_az, d_ghn = d_gh[..., :H], d_gh[..., H : 2 * H], d_gh[..., 2 * H :]
+        steps = per_step(grad_t, a_n, d_an, r, a_r, a_z, z, keep_t, d_gh, d_ar, d_az, d_ghn)
+        for grad, a_n_t, d_an_t, r_t, a_r_t, a_z_t, z_t, keep, d_gh_t, d_ar_t, d_az_t, d_ghn_t in reversed(steps):
+            g = grad + carry
+            torch.mul(g, a_n_t, out=d_an_t)
+            torch.mul(d_an_t, r_t, out=d_ghn_t)
+            torch.mul(d_an_t, a_r_t, out=d_ar_t)
+            torch.mul(g, a_z_t, out=d_az_t)
+            carry = torch.addmm(g * z_t, d_gh_t, weight_hh).mul_(keep)
         d_gh_2d = d_gh.reshape(T * B, 3 * H)
         d_weight = d_gh_2d.t() @ prev.reshape(T * B, H)
         d_gi = torch.cat([d_gh[..., : 2 * H], d_an], -1)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lightning_memrl.ops.per_step import per_step
+
 
 def lstm_scan_reference(
     gi: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, keep: torch.Tensor, weight_hh: torch.Tensor
@@ -56,17 +58,20 @@ class _LSTMScan(torch.autograd.Function):
         gates = gi.new_empty(T, B, 4 * H)  # activated gates i, f, g, o
         tanh_c = gi.new_empty(T, B, H)
         out = gi.new_empty(T, B, H)
+        i, f, g, o = gates.split(H, -1)
         h, c = h0, c0
-        for t in range(T):
-            hp = torch.mul(h, keep_t[t], out=prev_h[t])
-            cp = torch.mul(c, keep_t[t], out=prev_c[t])
-            act = torch.addmm(gi_t[t], hp, w_t, out=gates[t])
+        for keep, hp, cp, gi_s, act, i_s, f_s, g_s, o_s, tc, out_s in per_step(
+            keep_t, prev_h, prev_c, gi_t, gates, i, f, g, o, tanh_c, out
+        ):
+            torch.mul(h, keep, out=hp)
+            torch.mul(c, keep, out=cp)
+            torch.addmm(gi_s, hp, w_t, out=act)
             torch.sigmoid_(act[:, : 2 * H])
-            torch.tanh_(act[:, 2 * H : 3 * H])
-            torch.sigmoid_(act[:, 3 * H :])
-            c = torch.addcmul(cp * act[:, H : 2 * H], act[:, :H], act[:, 2 * H : 3 * H])
-            torch.tanh(c, out=tanh_c[t])
-            h = torch.mul(act[:, 3 * H :], tanh_c[t], out=out[t])
+            torch.tanh_(g_s)
+            torch.sigmoid_(o_s)
+            c = torch.addcmul(cp * f_s, i_s, g_s)
+            torch.tanh(c, out=tc)
+            h = torch.mul(o_s, tc, out=out_s)
         ctx.save_for_backward(keep_t, weight_hh, prev_h, prev_c, gates, tanh_c)
         return out.transpose(0, 1), c
 
@@ -78,17 +83,17 @@ class _LSTMScan(torch.autograd.Function):
         d_act = torch.empty_like(gates)  # gradients of the gate pre-activations
         carry_h = torch.zeros_like(prev_h[0])
         carry_c = grad_c_last.clone() if grad_c_last is not None else torch.zeros_like(prev_h[0])
-        for t in range(T - 1, -1, -1):
-            i, f, g, o = (gates[t, :, j * H : (j + 1) * H] for j in range(4))
-            tc = tanh_c[t]
-            dh = carry_h if grad_t is None else grad_t[t] + carry_h
+        grads = grad_t if grad_t is not None else torch.zeros_like(prev_h)
+        steps = per_step(grads, keep_t, prev_c, tanh_c, *gates.split(H, -1), d_act, *d_act.split(H, -1))
+        for grad, keep, cp, tc, i, f, g, o, d_act_s, d_i, d_f, d_g, d_o in reversed(steps):
+            dh = grad + carry_h
             dc = torch.addcmul(carry_c, dh * o, 1 - tc * tc)
-            torch.mul(dc * g, i * (1 - i), out=d_act[t, :, :H])
-            torch.mul(dc * prev_c[t], f * (1 - f), out=d_act[t, :, H : 2 * H])
-            torch.mul(dc * i, 1 - g * g, out=d_act[t, :, 2 * H : 3 * H])
-            torch.mul(dh * tc, o * (1 - o), out=d_act[t, :, 3 * H :])
-            carry_h = (d_act[t] @ weight_hh).mul_(keep_t[t])
-            carry_c = (dc * f).mul_(keep_t[t])
+            torch.mul(dc * g, i * (1 - i), out=d_i)
+            torch.mul(dc * cp, f * (1 - f), out=d_f)
+            torch.mul(dc * i, 1 - g * g, out=d_g)
+            torch.mul(dh * tc, o * (1 - o), out=d_o)
+            carry_h = (d_act_s @ weight_hh).mul_(keep)
+            carry_c = (dc * f).mul_(keep)
         flat = d_act.reshape(T * B, 4 * H)
         d_weight = flat.t() @ prev_h.reshape(T * B, H)
         return d_act.transpose(0, 1), carry_h, carry_c, None, d_weight
