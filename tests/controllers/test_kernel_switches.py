@@ -9,6 +9,7 @@ import torch
 from lightning_memrl.controllers import GRU, LSTM, Mamba2, PseudoMamba, Transformer
 from lightning_memrl.controllers.base import kernels_ran
 from lightning_memrl.ops.kernel_choice import forget_warnings
+from tests._kernels import gru_scan_on_cpu
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +65,7 @@ def test_kernels_ran_names_what_each_controller_ran():
     mamba = Mamba2(hidden_size=16, head_dim=8, num_layers=2)
     for ctl in (gru, off, mamba, LSTM(hidden_size=8), Transformer(hidden_size=8, num_heads=2, num_layers=1)):
         _run_sequence(ctl)
-    assert kernels_ran(gru) == {"GRU": "eager (the inputs are on cpu; triton is not installed)"}
+    assert kernels_ran(gru) == {"GRU": gru_scan_on_cpu()}
     assert kernels_ran(off) == {"GRU": "eager (turned off)"}
     no_mamba_ssm = "the inputs are on cpu; mamba-ssm, triton or einops is not installed"
     assert kernels_ran(mamba) == {"Mamba2Block": f"torch ({no_mamba_ssm})"}

@@ -183,7 +183,9 @@ def test_acting_step_by_step_equals_the_sequence_with_every_encoder(name):
     torch.testing.assert_close(torch.stack(steps, 1), seq, atol=1e-4, rtol=1e-4)  # batched vs per-step matmuls
 
 
-@pytest.mark.parametrize(("side", "pooled", "features"), [(7, True, 64), (9, True, 256), (6, False, 576), (4, False, 64)])
+@pytest.mark.parametrize(
+    ("side", "pooled", "features"), [(7, True, 64), (9, True, 256), (6, False, 576), (4, False, 64)]
+)
 def test_the_grid_cnn_pools_after_its_first_convolution_from_7_px(side, pooled, features):
     """MiniGrid's 7x7 view: 7 -> 6 -> pool 3 -> 2 -> 1, so the linear layer reads 64 features, not 1,024."""
     part = ObservationPart("image", "image", (side, side, 3), layout="hwc", scale=1 / 255)
