@@ -127,7 +127,7 @@ class TaskCurriculum(L.Callback):
         """Whether `success` at the current stage is the target task solved."""
         if not self.at_target:
             return False, f"stage {self.stage} is below the target"
-        if math.isnan(success) or success < self.target_success:
+        if not self._meets_target_success(success):
             return False, f"success {success:.3f} < target_success {self.target_success} at the target"
         return True, f"success {success:.3f} >= target_success {self.target_success} at the target"
 
@@ -137,9 +137,12 @@ class TaskCurriculum(L.Callback):
             return False, "probe_target is off"
         if self.at_target:
             return False, f"stage {self.stage} is the target"
-        if math.isnan(success) or success < self.target_success:
+        if not self._meets_target_success(success):
             return False, f"success {success:.3f} < target_success {self.target_success} at stage {self.stage}"
         return True, f"success {success:.3f} >= target_success {self.target_success}: the target is evaluated"
+
+    def _meets_target_success(self, success: float) -> bool:
+        return not math.isnan(success) and success >= self.target_success
 
     # --- hooks ------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -188,19 +191,9 @@ class TaskCurriculum(L.Callback):
             success = greedy_success(trainer, pl_module, self.eval_episodes)
             raise_ = trainer.strategy.reduce_boolean_decision(self.should_raise(success)[0], all=True)
             met = trainer.strategy.reduce_boolean_decision(self.target_met(success)[0], all=True)
-            record = {
-                "iteration": iteration,
-                "env_steps": env_steps(trainer),
-                "wall_s": round(self.wall_s, 3),
-                "stage": self.stage,
-                "success": success,
-                "raised": raise_,
-            }
-            self.history.append(record)
-            if met and self.reached is None:
-                self.reached = dict(record)
-            if met and self.stop_at_target:
-                trainer.should_stop = True
+            record = self._record(trainer, iteration, self.stage, success, raised=raise_)
+            if met:
+                self._target_reached(trainer, record)
             if raise_:
                 self.stage += 1
                 trainer.datamodule.update_task(**self.stages[self.stage])
@@ -214,23 +207,29 @@ class TaskCurriculum(L.Callback):
         """Evaluate the target task; where it meets `target_success`, move there: the target is reached."""
         last = len(self.stages) - 1
         success = greedy_success(trainer, pl_module, self.eval_episodes, task=self.stages[last])
-        met = trainer.strategy.reduce_boolean_decision(
-            not math.isnan(success) and success >= self.target_success, all=True
-        )
-        record = {
-            "iteration": iteration,
-            "env_steps": env_steps(trainer),
-            "wall_s": round(self.wall_s, 3),
-            "stage": last,
-            "success": success,
-            "raised": False,
-            "probed_from": self.stage,
-        }
-        self.history.append(record)
+        met = trainer.strategy.reduce_boolean_decision(self._meets_target_success(success), all=True)
+        record = self._record(trainer, iteration, last, success, raised=False, probed_from=self.stage)
         if not met:
             return
         self.stage = last
         trainer.datamodule.update_task(**self.stages[last])
+        self._target_reached(trainer, record)
+
+    def _record(self, trainer: L.Trainer, iteration: int, stage: int, success: float, **extra: Any) -> dict[str, Any]:
+        """One evaluation's entry of `history`, appended and returned."""
+        record = {
+            "iteration": iteration,
+            "env_steps": env_steps(trainer),
+            "wall_s": round(self.wall_s, 3),
+            "stage": stage,
+            "success": success,
+            **extra,
+        }
+        self.history.append(record)
+        return record
+
+    def _target_reached(self, trainer: L.Trainer, record: dict[str, Any]) -> None:
+        """Keep the first evaluation that met the target (`reached`) and, with `stop_at_target`, end training."""
         if self.reached is None:
             self.reached = dict(record)
         if self.stop_at_target:
