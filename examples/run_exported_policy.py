@@ -5,7 +5,8 @@
 
 Needs torch and gymnasium only (and the env's package); `--format onnx` files run with onnxruntime.
 The sidecar `<policy>.json` names the env, its wrappers and how observations are flattened: this
-script flattens Box (row-major) and Discrete (one-hot) parts, enough for most envs.
+script flattens Box (row-major) and Discrete (one-hot) parts, enough for most envs. A policy trained
+with `data.previous_action: true` also reads the action of the step before (zeros at an episode's start).
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ def flatten(obs, parts: list[dict]) -> np.ndarray:
     return np.concatenate(columns)[None]
 
 
+def encode_action(action, meta: dict) -> np.ndarray:
+    """The previous-action columns of a policy trained with `data.previous_action: true`."""
+    if meta["action_kind"] in ("discrete", "multi_discrete"):
+        columns, offset = np.zeros(sum(meta["action_sizes"]), dtype=np.float32), 0
+        for a, n in zip(np.asarray(action).reshape(-1), meta["action_sizes"], strict=True):
+            columns[offset + int(a)] = 1.0
+            offset += n
+        return columns
+    return np.asarray(action, dtype=np.float32).reshape(-1)
+
+
 class TorchPolicy:
     def __init__(self, path: str):
         self.step = torch.export.load(path).module()
@@ -81,14 +93,22 @@ def main() -> None:
     meta = json.loads(Path(f"{args.policy}.json").read_text())
     policy = OnnxPolicy(args.policy) if meta["format"] == "onnx" else TorchPolicy(args.policy)
     env = make_env(meta)
+    parts = meta["observation_parts"]
+    if meta.get("previous_action"):  # its last part: filled in here, not by the env
+        parts, previous_size = parts[:-1], parts[-1]["shape"][0]
     returns = []
     for episode in range(args.episodes):
         obs, _ = env.reset(seed=args.seed + episode)
         state = np.zeros((1, meta["state_size"]), dtype=np.float32)
         reset, done, total = np.ones(1, dtype=bool), False, 0.0
+        previous = np.zeros(previous_size, dtype=np.float32) if meta.get("previous_action") else None
         while not done:
-            action, _logits, _value, state = policy(flatten(obs, meta["observation_parts"]), state, reset)
+            flat = flatten(obs, parts)
+            if previous is not None:
+                flat = np.concatenate([flat, previous[None]], axis=1)
+            action, _logits, _value, state = policy(flat, state, reset)
             obs, reward, terminated, truncated, _ = env.step(action[0])
+            previous = encode_action(action[0], meta) if previous is not None else None
             total, done, reset = total + float(reward), terminated or truncated, np.zeros(1, dtype=bool)
         returns.append(total)
     print(f"mean return over {args.episodes} episodes: {np.mean(returns):.3f}")

@@ -27,6 +27,7 @@ from lightning_memrl.data.evaluation import Evaluator
 from lightning_memrl.data.policy import RecurrentPolicy
 from lightning_memrl.envs.base import VectorTask
 from lightning_memrl.envs.gym_adapter import VECTORIZATION_MODES
+from lightning_memrl.envs.previous_action import with_previous_action
 from lightning_memrl.envs.registry import GYM_PREFIX, make_task
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.specs import EnvSpec, env_spec_of
@@ -85,6 +86,10 @@ class RolloutDataModule(L.LightningDataModule):
             a CUDA graph: `auto` (on a CUDA device where it can be captured, else eager: quietly on a CPU,
             with a warning naming the reason on CUDA), `on` (the same, with a warning wherever it cannot),
             `off` (always eager). `acting` says what ran.
+        previous_action: append the action of the step before to every observation (one-hot for discrete
+            actions; zeros at an episode's first step), the "previous action" input of R2D2 and RL^2 agents:
+            an agent answering over several steps sees its last answer (see
+            `lightning_memrl.envs.previous_action`).
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class RolloutDataModule(L.LightningDataModule):
         vectorization: str = "sync",
         wrappers: list[dict[str, Any]] | None = None,
         cuda_graphs: str = "auto",
+        previous_action: bool = False,
     ):
         super().__init__()
         self.env_name = env
@@ -133,6 +139,7 @@ class RolloutDataModule(L.LightningDataModule):
         self.vectorization = vectorization
         self.wrappers = list(wrappers or [])
         self.cuda_graphs = cuda_graphs
+        self.previous_action = previous_action
         self._check_shapes()
         self.env_spec = self._probe_spec(self.env_kwargs)
         self.collector: RolloutCollector | None = None
@@ -188,11 +195,18 @@ class RolloutDataModule(L.LightningDataModule):
         return num_minibatches
 
     def make_env(
-        self, num_envs: int, device: torch.device | str, seed: int, vectorization: str | None = None
+        self,
+        num_envs: int,
+        device: torch.device | str,
+        seed: int,
+        vectorization: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
     ) -> VectorTask:
-        """Build the configured task with `num_envs` envs."""
+        """Build the configured task with `num_envs` envs (`env_kwargs`: other task arguments than the config's)."""
         mode = vectorization or self.vectorization
-        return make_task(self.env_name, num_envs, device, seed, self.difficulty, mode, self.wrappers, **self.env_kwargs)
+        kwargs = self.env_kwargs if env_kwargs is None else env_kwargs
+        env = make_task(self.env_name, num_envs, device, seed, self.difficulty, mode, self.wrappers, **kwargs)
+        return with_previous_action(env, self.previous_action)
 
     def _probe_spec(self, env_kwargs: dict[str, Any]) -> EnvSpec:
         """The env spec for these task arguments, from a one-env probe (closed again).
@@ -201,7 +215,7 @@ class RolloutDataModule(L.LightningDataModule):
         """
         gym_env = self.env_name.startswith(GYM_PREFIX)
         mode = "sync" if gym_env else self.vectorization
-        probe = make_task(self.env_name, 1, "cpu", self.seed, self.difficulty, mode, self.wrappers, **env_kwargs)
+        probe = self.make_env(1, "cpu", self.seed, mode, env_kwargs)
         _close(probe)
         self._restorable = getattr(probe, "restorable", True)
         return env_spec_of(probe)
@@ -342,15 +356,7 @@ class RolloutDataModule(L.LightningDataModule):
         assert self.eval_env is not None, "setup() must run first"
         saved = self.eval_env
         seed = self.seed + 1000 * self.rank + 500
-        self.eval_env = make_task(
-            self.env_name,
-            self.eval_envs,
-            self.device,
-            seed,
-            self.difficulty,
-            self.vectorization,
-            **{**self.env_kwargs, **env_kwargs},
-        )
+        self.eval_env = self.make_env(self.eval_envs, self.device, seed, env_kwargs={**self.env_kwargs, **env_kwargs})
         try:
             yield
         finally:

@@ -107,7 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = args.config or find_config(args.ckpt_path)
     agent, dm = load_agent(args.ckpt_path, config)
     output = args.output or args.ckpt_path.with_name("policy" + FORMATS[args.format])
-    meta = {"env": dm.env_name, "env_kwargs": dm.env_kwargs, "wrappers": dm.wrappers}
+    meta = {
+        "env": dm.env_name,
+        "env_kwargs": dm.env_kwargs,
+        "wrappers": dm.wrappers,
+        "previous_action": dm.previous_action,  # the last observation part: the action of the step before
+    }
     export_policy(agent, output, args.format, meta)
     print(f"memrl: wrote {output} and {output}.json ({args.format}; (obs, state, reset) -> {', '.join(OUTPUTS)})")
     return 0

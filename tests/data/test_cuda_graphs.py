@@ -22,6 +22,7 @@ from lightning_memrl.data.cuda_graphs import ActingGraph
 from lightning_memrl.data.gae import compute_gae
 from lightning_memrl.envs import make_task
 from lightning_memrl.envs.delayed_cue import DelayedCue
+from lightning_memrl.envs.previous_action import with_previous_action
 from lightning_memrl.errors import ConfigError
 from lightning_memrl.memory import EpisodicMemory, KVMemory
 from lightning_memrl.state import clone_state, stack_states
@@ -235,15 +236,17 @@ def accelerator_paths(request, monkeypatch):
     return request.param
 
 
+@pytest.mark.parametrize("previous_action", [False, True])
 @pytest.mark.parametrize("task", ["t_maze", "copy_memory"])
-def test_replay_continues_exactly_where_eager_acting_would(task, accelerator_paths):
+def test_replay_continues_exactly_where_eager_acting_would(task, previous_action, accelerator_paths):
     """The warm-up steps before a capture change buffers, env and generators; they are put back, so the
-    replayed rollouts equal eager ones step for step (and the capture is reused from rollout to rollout)."""
+    replayed rollouts equal eager ones step for step (and the capture is reused from rollout to rollout),
+    also with the previous action in the observations (`data.previous_action`)."""
     kwargs = {"horizon": 6, "vocab_size": 3, "seq_len": 2} if task == "copy_memory" else {}
     rollouts = []
     for backend in (StandIn(), None):
         torch.manual_seed(0)
-        env = _env(task, **kwargs)
+        env = with_previous_action(_env(task, **kwargs), previous_action)
         agent = _agent(env)
         if backend is None:
             env.keep_in_place()  # what a capture turns on: the same episodes as the replayed ones

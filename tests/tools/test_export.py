@@ -84,18 +84,24 @@ def test_the_onnx_export_acts_as_the_agent(tmp_path):
     _replay(run, record, PolicyStep(agent).state_size)
 
 
-def test_memrl_export_from_a_fit_checkpoint_and_the_example_runs_it_without_the_library(tmp_path, capsys):
+@pytest.mark.parametrize("previous_action", [False, True])
+def test_memrl_export_from_a_fit_checkpoint_and_the_example_runs_it_without_the_library(
+    previous_action, tmp_path, capsys
+):
+    """Also for a policy that reads its previous action (`data.previous_action`), which the example appends."""
     root = tmp_path / "run"
     fit = [
         "fit", "--config", str(ROOT / "configs/experiments/cartpole_gru.yaml"), "--trainer.max_epochs", "1",
         "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
         "--data.num_envs", "2", "--data.rollout_steps", "32", "--data.num_minibatches", "1", "--data.eval_envs", "2",
+        "--data.previous_action", str(previous_action).lower(),
     ]  # fmt: skip
     assert main(fit) == 0
     ckpt = next(root.glob("**/last.ckpt"))
     assert main(["export", "--ckpt_path", str(ckpt), "--format", "torch"]) == 0
     policy = ckpt.with_name("policy.pt2")
     assert policy.is_file() and "wrote" in capsys.readouterr().out
+    assert json.loads(Path(f"{policy}.json").read_text())["previous_action"] is previous_action
     code = (
         "import runpy, sys; sys.argv = ['x', '--policy', sys.argv[1], '--episodes', '2'];"
         "runpy.run_path(sys.argv[0] if False else 'examples/run_exported_policy.py', run_name='__main__');"
