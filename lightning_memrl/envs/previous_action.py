@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from lightning_memrl.specs import ObservationPart, env_spec_of
 
-#: the name of the appended part in a structured observation (`EnvSpec.observation`)
+#: the name of the appended observation part (the last of `EnvSpec.observation`)
 PART_NAME = "previous_action"
 
 
