@@ -63,6 +63,12 @@ class CircularBufferMemory(Memory):
             keep their starting logit, above the ones pushed down: when a curriculum lengthens the episodes,
             those old entries take the read's weight from the one it wants. The slope, shared by every age,
             carries the trend over to them.
+        age_bias_ages: with `age_bias`, only the this many youngest ages get a logit of their own; older entries
+            share the oldest one's (`None`: every age up to `capacity`). A logit per age far back addresses a
+            distant entry by its distance, which moves whenever the delay does: a read trained to find a
+            presentation 120-140 steps back finds nothing 270-300 back, and a curriculum that lengthens the
+            delay makes it re-learn every stage. Capped, the far reads go by content and the episode clock,
+            which do not move with the delay, and "the step k back" stays for short k.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class CircularBufferMemory(Memory):
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
         age_slope: bool = False,
+        age_bias_ages: int | None = None,
     ):
         super().__init__()
         if capacity < 1:
@@ -89,6 +96,11 @@ class CircularBufferMemory(Memory):
             raise ConfigError(f"{type(self).__name__} age_bias_scale must be > 0, got {age_bias_scale}")
         if age_slope and not age_bias:
             raise ConfigError(f"{type(self).__name__} age_slope shapes the age logits: set age_bias: true with it")
+        if age_bias_ages is not None and not (age_bias and 1 <= age_bias_ages <= capacity):
+            raise ConfigError(
+                f"{type(self).__name__} age_bias_ages must be between 1 and capacity ({capacity}) with age_bias: true, "
+                f"got {age_bias_ages} (age_bias {age_bias})"
+            )
         self.key_lag = int(any(head_lags))  # whether the previous step's query is kept
         self.head_lags = head_lags
         self.register_buffer("_lagged_heads", torch.tensor(head_lags, dtype=torch.bool)[:, None], persistent=False)
@@ -96,7 +108,8 @@ class CircularBufferMemory(Memory):
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim
-        self.age_bias = nn.Parameter(torch.zeros(num_heads, capacity)) if age_bias else None
+        self.age_bias_ages = capacity if age_bias_ages is None else age_bias_ages
+        self.age_bias = nn.Parameter(torch.zeros(num_heads, self.age_bias_ages)) if age_bias else None
         self.age_slope = nn.Parameter(torch.zeros(num_heads)) if age_slope else None
         log_ages = torch.arange(1, capacity + 1, dtype=torch.float32).log()
         self.register_buffer("_log_ages", log_ages, persistent=False)
@@ -165,6 +178,8 @@ class CircularBufferMemory(Memory):
         if self.age_bias is None:
             return None
         logits = self.age_bias
+        if self.age_bias_ages < self.capacity:  # the older ages share the oldest own logit
+            logits = torch.cat([logits, logits[:, -1:].expand(-1, self.capacity - self.age_bias_ages)], 1)
         if self.age_slope is not None:
             logits = logits + self.age_slope[:, None] * self._log_ages
         return self.age_bias_scale * logits

@@ -31,6 +31,7 @@ class KVMemory(CircularBufferMemory):
             `CircularBufferMemory`): reads "the step k back" without a content match.
         age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
         age_slope: a learned per-head slope on log(age) added to the age logits (see `CircularBufferMemory`).
+        age_bias_ages: only this many youngest ages get their own logit (see `CircularBufferMemory`).
     """
 
     def __init__(
@@ -44,10 +45,13 @@ class KVMemory(CircularBufferMemory):
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
         age_slope: bool = False,
+        age_bias_ages: int | None = None,
     ):
         if num_heads < 1 or head_dim < 1:
             raise ConfigError(f"KVMemory needs num_heads >= 1 and head_dim >= 1, got {num_heads}, {head_dim}")
-        super().__init__(capacity, num_heads, head_dim, head_dim, key_lag, age_bias, age_bias_scale, age_slope)
+        super().__init__(
+            capacity, num_heads, head_dim, head_dim, key_lag, age_bias, age_bias_scale, age_slope, age_bias_ages
+        )
         width = num_heads * head_dim
         self.query_size = query_size
         self.read_size = read_size or width

@@ -30,6 +30,7 @@ class RingMemory(CircularBufferMemory):
             recency weighting instead of the plain mean).
         age_bias_scale: multiplier of the age logits' parameters (see `CircularBufferMemory`).
         age_slope: a learned per-head slope on log(age) added to the age logits (see `CircularBufferMemory`).
+        age_bias_ages: only this many youngest ages get their own logit (see `CircularBufferMemory`).
     """
 
     def __init__(
@@ -42,10 +43,13 @@ class RingMemory(CircularBufferMemory):
         age_bias: bool = False,
         age_bias_scale: float = 10.0,
         age_slope: bool = False,
+        age_bias_ages: int | None = None,
     ):
         if read not in READS:
             raise ConfigError(f"RingMemory read must be one of {READS}, got {read!r}")
-        super().__init__(capacity, 1, query_size, query_size, key_lag, age_bias, age_bias_scale, age_slope)
+        super().__init__(
+            capacity, 1, query_size, query_size, key_lag, age_bias, age_bias_scale, age_slope, age_bias_ages
+        )
         self.query_size = query_size
         self.read_size = query_size
         self.read = read

@@ -54,6 +54,10 @@ MEMORIES = {
     "kv_age_slope": lambda: _random_age_bias(
         KVMemory(QUERY, capacity=40, num_heads=2, head_dim=3, key_lag=[1, 0], age_bias=True, age_slope=True)
     ),
+    # the same with only the 6 youngest ages logits of their own, the older sharing the sixth's
+    "kv_age_capped": lambda: _random_age_bias(
+        KVMemory(QUERY, capacity=40, num_heads=2, head_dim=3, key_lag=[1, 0], age_bias=True, age_bias_ages=6)
+    ),
     "ring_mean_age": lambda: _random_age_bias(RingMemory(QUERY, capacity=3, read="mean", age_bias=True)),
     "miras": lambda: DualTierMiras(QUERY, memory_dim=6, deep_hidden=5, chunk_size=4),
     "parallel": lambda: ParallelMemory(

@@ -249,6 +249,9 @@ def test_key_lag_carries_the_previous_query_into_the_next_sequence_of_an_episode
         ({"key_lag": [1, 0, 1]}, "per head"),
         ({"age_bias": True, "age_bias_scale": 0.0}, "age_bias_scale"),
         ({"age_slope": True}, "set age_bias: true"),
+        ({"age_bias_ages": 4}, "age_bias_ages"),
+        ({"age_bias": True, "capacity": 8, "age_bias_ages": 9}, "between 1 and capacity"),
+        ({"age_bias": True, "age_bias_ages": 0}, "between 1 and capacity"),
     ],
 )
 def test_bad_circular_buffer_options_are_config_errors(kwargs, message):
@@ -264,6 +267,19 @@ def test_age_slope_adds_its_slope_times_log_age_to_every_ages_logit():
     ages = torch.arange(1, 7, dtype=torch.float32)
     expected = memory.age_bias_scale * (memory.age_bias + memory.age_slope[:, None] * ages.log())
     torch.testing.assert_close(memory.age_logits(), expected)
+
+
+def test_capped_age_logits_give_the_older_ages_the_oldest_own_logit():
+    memory = KVMemory(SIZE, capacity=10, num_heads=2, head_dim=SIZE, age_bias=True, age_bias_ages=4, age_slope=True)
+    assert memory.age_bias.shape == (2, 4)
+    with torch.no_grad():
+        memory.age_bias.copy_(torch.randn(2, 4, generator=torch.Generator().manual_seed(0)))
+        memory.age_slope.copy_(torch.tensor([0.5, -1.0]))
+    own = torch.cat([memory.age_bias, memory.age_bias[:, 3:].expand(-1, 6)], 1)
+    ages = torch.arange(1, 11, dtype=torch.float32)
+    torch.testing.assert_close(
+        memory.age_logits(), memory.age_bias_scale * (own + memory.age_slope[:, None] * ages.log())
+    )
 
 
 def _weight_of_age(logits: torch.Tensor, age: int, step: int) -> torch.Tensor:
