@@ -42,25 +42,25 @@ def flatten(obs, parts: list[dict]) -> np.ndarray:
     for part in parts:
         value = obs[part["name"]] if part["name"] else obs
         if part["kind"] == "discrete":
-            value, offset = np.asarray(value).reshape(-1), 0
-            one_hot = np.zeros(sum(part["sizes"]), dtype=np.float32)
-            for v, n in zip(value, part["sizes"], strict=True):
-                one_hot[offset + int(v)] = 1.0
-                offset += n
-            columns.append(one_hot)
+            columns.append(one_hot(value, part["sizes"]))
         else:
             columns.append(np.asarray(value, dtype=np.float32).reshape(-1))
     return np.concatenate(columns)[None]
 
 
+def one_hot(values, sizes: list[int]) -> np.ndarray:
+    """One one-hot per component, concatenated: component i is `values[i]` of `sizes[i]`."""
+    columns, offset = np.zeros(sum(sizes), dtype=np.float32), 0
+    for v, n in zip(np.asarray(values).reshape(-1), sizes, strict=True):
+        columns[offset + int(v)] = 1.0
+        offset += n
+    return columns
+
+
 def encode_action(action, meta: dict) -> np.ndarray:
     """The previous-action columns of a policy trained with `data.previous_action: true`."""
     if meta["action_kind"] in ("discrete", "multi_discrete"):
-        columns, offset = np.zeros(sum(meta["action_sizes"]), dtype=np.float32), 0
-        for a, n in zip(np.asarray(action).reshape(-1), meta["action_sizes"], strict=True):
-            columns[offset + int(a)] = 1.0
-            offset += n
-        return columns
+        return one_hot(action, meta["action_sizes"])
     return np.asarray(action, dtype=np.float32).reshape(-1)
 
 
@@ -94,21 +94,22 @@ def main() -> None:
     policy = OnnxPolicy(args.policy) if meta["format"] == "onnx" else TorchPolicy(args.policy)
     env = make_env(meta)
     parts = meta["observation_parts"]
-    if meta.get("previous_action"):  # its last part: filled in here, not by the env
-        parts, previous_size = parts[:-1], parts[-1]["shape"][0]
+    reads_previous = bool(meta.get("previous_action"))  # then its last part is filled in here, not by the env
+    if reads_previous:
+        parts = parts[:-1]
+    previous_size = meta["observation_parts"][-1]["shape"][0] if reads_previous else 0
     returns = []
     for episode in range(args.episodes):
         obs, _ = env.reset(seed=args.seed + episode)
         state = np.zeros((1, meta["state_size"]), dtype=np.float32)
         reset, done, total = np.ones(1, dtype=bool), False, 0.0
-        previous = np.zeros(previous_size, dtype=np.float32) if meta.get("previous_action") else None
+        previous = np.zeros(previous_size, dtype=np.float32)  # no action before an episode's first step
         while not done:
-            flat = flatten(obs, parts)
-            if previous is not None:
-                flat = np.concatenate([flat, previous[None]], axis=1)
+            flat = np.concatenate([flatten(obs, parts), previous[None]], axis=1)
             action, _logits, _value, state = policy(flat, state, reset)
             obs, reward, terminated, truncated, _ = env.step(action[0])
-            previous = encode_action(action[0], meta) if previous is not None else None
+            if reads_previous:
+                previous = encode_action(action[0], meta)
             total, done, reset = total + float(reward), terminated or truncated, np.zeros(1, dtype=bool)
         returns.append(total)
     print(f"mean return over {args.episodes} episodes: {np.mean(returns):.3f}")

@@ -65,12 +65,11 @@ class PreviousActionObservation:
     def encode(self, actions: torch.Tensor) -> torch.Tensor:
         """`actions` (`[N]` or `[N, C]`) as the appended columns `[N, added_size]`, float32: a one-hot per
         component of (multi-)discrete actions, the values of binary and box actions."""
-        if self._action_kind == "discrete":
-            return F.one_hot(actions.long().reshape(-1), self._action_sizes[0]).float()
-        if self._action_kind == "multi_discrete":
-            columns = [F.one_hot(actions[:, i].long(), size) for i, size in enumerate(self._action_sizes)]
+        components = actions.reshape(actions.shape[0], -1)  # a discrete action is one component
+        if self._action_kind in ("discrete", "multi_discrete"):
+            columns = [F.one_hot(components[:, i].long(), size) for i, size in enumerate(self._action_sizes)]
             return torch.cat(columns, dim=-1).float()
-        return actions.reshape(actions.shape[0], -1).float()
+        return components.float()
 
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         obs, info = self.task.reset(seed=seed)

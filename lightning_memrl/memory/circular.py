@@ -63,7 +63,7 @@ class CircularBufferMemory(Memory):
             keep their starting logit, above the ones pushed down: when a curriculum lengthens the episodes,
             those old entries take the read's weight from the one it wants. The slope, shared by every age,
             carries the trend over to them.
-        age_bias_ages: with `age_bias`, only the this many youngest ages get a logit of their own; older entries
+        age_bias_ages: with `age_bias`, only this many youngest ages get a logit of their own; older entries
             share the oldest one's (`None`: every age up to `capacity`). A logit per age far back addresses a
             distant entry by its distance, which moves whenever the delay does: a read trained to find a
             presentation 120-140 steps back finds nothing 270-300 back, and a curriculum that lengthens the
